@@ -1,0 +1,8 @@
+//! criterion benches for `_core::tokens` (results in benches/RESULTS.md).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn bench(_c: &mut Criterion) {}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,1 @@
+//! cost: to be implemented (see issue 2).

@@ -1,0 +1,1 @@
+//! policy: to be implemented (see issue 2).

@@ -1,0 +1,1 @@
+//! redact: to be implemented (see issue 2).
