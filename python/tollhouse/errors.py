@@ -122,6 +122,18 @@ class AuditBlocked(TollhouseError):
     code = "audit_blocked"
 
 
+class InvalidSignature(InvalidKey):
+    """A signed webhook whose signature or timestamp does not verify (receiver side)."""
+
+    code = "invalid_signature"
+
+
+class DestinationBlocked(Forbidden):
+    """An outbound delivery target resolves to a loopback, private or metadata address."""
+
+    code = "destination_blocked"
+
+
 # -- 5xx: upstream and dependencies ----------------------------------------------------------
 
 
