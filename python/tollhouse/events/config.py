@@ -149,10 +149,14 @@ def parse_webhooks(
                 f"webhooks.{key}: unknown key (expected one of: {', '.join(_SECTION_KEYS)})"
             )
     data = resolve_env(raw, "webhooks", os.environ if env is None else env)
-    endpoints_raw = data.get("endpoints") or []
+    endpoints_raw = data.get("endpoints", [])
+    if endpoints_raw is None:
+        endpoints_raw = []
     if not isinstance(endpoints_raw, list):
         raise ConfigError("webhooks.endpoints: expected a list")
-    allow_raw = data.get("allow_private") or []
+    allow_raw = data.get("allow_private", [])
+    if allow_raw is None:
+        allow_raw = []
     if not isinstance(allow_raw, list):
         raise ConfigError("webhooks.allow_private: expected a list of CIDRs or host names")
     SSRFGuard(allow_raw)  # validates each entry, naming the bad one

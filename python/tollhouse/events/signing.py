@@ -112,7 +112,7 @@ def mask_url(url: str) -> str:
     if parts.username is not None or parts.password is not None:
         netloc = "****@" + netloc
     segments = [
-        "****" if len(seg) >= 16 or (len(seg) >= 8 and any(c.isdigit() for c in seg)) else seg
+        "****" if len(seg) >= 16 or any(c.isdigit() for c in seg) else seg
         for seg in parts.path.split("/")
     ]
     query = "&".join(

@@ -14,6 +14,7 @@ target is saved and to 127.0.0.1 later (DNS rebinding) is still refused.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -50,6 +51,7 @@ _BLOCKED_NETWORKS: tuple[IPNetwork, ...] = tuple(
     )
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -137,7 +139,8 @@ class SSRFGuard:
                     "(add it to webhooks.allow_private to permit)"
                 )
             return
-        if all(c.isdigit() or c in ".x" for c in host.lower()):
+        # A real TLD is never numeric; a numeric last label means an inet_aton form.
+        if _NUMERIC_LABEL.fullmatch(host.rstrip(".").rsplit(".", 1)[-1].lower()):
             raise DestinationBlocked(f"delivery host {host!r} is a non-canonical numeric address")
 
 
