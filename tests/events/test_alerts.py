@@ -3,8 +3,8 @@ import asyncio
 import orjson
 import pytest
 from redis.asyncio import Redis
-
 from tests.support.receiver import Receiver
+
 from tollhouse.config import Secret
 from tollhouse.events.alerts import MemoryOnceGate, OnceTracker, RedisOnceGate
 from tollhouse.events.config import WebhookEndpoint

@@ -6,7 +6,10 @@ from tollhouse.config import Secret, parse_config
 from tollhouse.errors import ConfigError
 from tollhouse.events.config import parse_webhooks
 
-ENV = {"HOOK_SECRET": "whsec_c2VjcmV0", "SLACK_URL": "https://hooks.slack.com/services/T0/B0/abcdefghijklmnopqrstuvwx"}
+ENV = {
+    "HOOK_SECRET": "whsec_c2VjcmV0",
+    "SLACK_URL": "https://hooks.slack.com/services/T0/B0/abcdefghijklmnopqrstuvwx",
+}
 
 
 def test_parses_endpoints_filters_and_allow_list() -> None:

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from tests.support.receiver import Receiver, Reply
+
 from tollhouse.config import Secret
 from tollhouse.errors import InvalidSignature
 from tollhouse.events.config import WebhookEndpoint, parse_webhooks
@@ -198,7 +198,7 @@ async def test_queue_overflow_is_counted_and_emit_never_blocks() -> None:
     async with Receiver() as rx:
         d = fast([hook(rx.url)], max_queue=5)
         for _ in range(8):
-            assert d.emit(alert()) is None
+            d.emit(alert())
         assert (d.dropped, d.queue_depth) == (3, 5)
         await d.start()
         await d.stop(5.0)
@@ -236,7 +236,9 @@ async def test_stop_persists_what_it_cannot_deliver_and_start_resends(tmp_path: 
         await d.stop(0.2)
     assert d.delivered == 0 and d.persisted == 4 and d.dropped == 0
     assert spool.stat().st_mode & 0o777 == 0o600
-    assert b"dGVzdC1zZWNyZXQ" not in spool.read_bytes() and rx_url.encode() not in spool.read_bytes()
+    assert (
+        b"dGVzdC1zZWNyZXQ" not in spool.read_bytes() and rx_url.encode() not in spool.read_bytes()
+    )
 
     async with Receiver() as rx:
         moved = hook(rx.url)  # same URL → recognised; other endpoint's lines are skipped
@@ -331,3 +333,30 @@ def test_classify_and_retry_after() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == 10
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+async def test_logs_carry_no_secret_or_hook_token(caplog: pytest.LogCaptureFixture) -> None:
+    token = "abcdefghijklmnopqrstuvwx"
+    async with Receiver(default=Reply(500)) as rx:
+        eps = [
+            WebhookEndpoint(url=rx.url_for(f"/services/T0/B0/{token}"), type="slack"),
+            hook(rx.url_for(f"/in?token={token}")),
+            hook(f"http://user:{token}@10.0.0.1/x"),
+        ]
+        d = fast(eps, max_attempts=2, max_queue=3)
+        with caplog.at_level("DEBUG", logger="tollhouse.events"):
+            d.emit(alert())
+            d.emit(alert())  # overflows the queue: logged too
+            await d.start()
+            await d.stop(2.0)
+    assert d.failed == 3 and d.dropped == 3 and d.retried == 2
+    assert "failed after 2 attempt(s)" in caplog.text and "queue full" in caplog.text
+    assert token not in caplog.text and "dGVzdC1zZWNyZXQ" not in caplog.text
+
+
+def test_error_classes() -> None:
+    from tollhouse.errors import DestinationBlocked
+
+    assert (InvalidSignature.status, InvalidSignature.code) == (401, "invalid_signature")
+    assert (DestinationBlocked.status, DestinationBlocked.code) == (403, "destination_blocked")
+    assert issubclass(DestinationBlocked, PermissionError)

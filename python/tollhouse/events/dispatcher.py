@@ -259,6 +259,8 @@ class WebhookDispatcher:
     # -- delivering ---------------------------------------------------------------------
 
     async def _worker(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None  # noqa: S101 -- always inside a task
         while True:
             d = await self._queue.get()
             self._active.add(d)
@@ -269,7 +271,7 @@ class WebhookDispatcher:
                 log.exception("webhook %s %s: delivery crashed", d.event.type, d.event.id)
             finally:
                 # A cancelled attempt stays in _active so stop() can persist it.
-                if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                if not me.cancelling():
                     self._active.discard(d)
 
     async def _process(self, d: Delivery) -> None:
