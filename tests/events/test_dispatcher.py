@@ -138,8 +138,8 @@ async def test_redirects_are_not_followed() -> None:
 
 async def test_timeouts_are_retried() -> None:
     async with Receiver() as rx:
-        rx.plan(Reply(200, delay=1.0), 200)
-        d = fast([hook(rx.url)], timeout=0.2)
+        rx.plan(Reply(200, delay=1.5), 200)
+        d = fast([hook(rx.url)], timeout=0.5)
         await d.start()
         d.emit(alert())
         await rx.wait_for(2)

@@ -72,6 +72,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read the (ignored) answer to EOF so the connection is reused; stop at a limit so a
+    hostile target cannot make us buffer a huge body."""
+    remaining = _READ_LIMIT
+    while remaining > 0:
+        chunk = await resp.content.read(remaining)
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
 def classify(status: int, retry_after: float | None) -> AttemptResult:
     if 200 <= status < 300:
         return AttemptResult("delivered", status)
@@ -165,7 +176,8 @@ class WebhookDispatcher:
 
     def emit(self, event: Event, *, endpoints: Sequence[WebhookEndpoint] | None = None) -> None:
         """Queue ``event`` for every endpoint that subscribes to its type (or for
-        ``endpoints``, e.g. an alert rule's delivery targets).  Never blocks."""
+        ``endpoints``, e.g. an alert rule's delivery targets).  Never blocks.  The body is
+        encoded by a worker, so ``event.data`` must not be mutated afterwards."""
         if self._state == "stopped":
             self.dropped += 1
             log.warning("webhook %s %s dropped: dispatcher stopped", event.type, event.id)
@@ -337,7 +349,7 @@ class WebhookDispatcher:
             async with session.post(
                 ep.url, data=body, headers=headers, allow_redirects=False
             ) as resp:
-                await resp.content.read(_READ_LIMIT)
+                await _drain(resp)
                 return classify(resp.status, parse_retry_after(resp.headers.get("retry-after")))
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, DestinationBlocked):
