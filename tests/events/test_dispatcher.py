@@ -360,3 +360,12 @@ def test_error_classes() -> None:
     assert (InvalidSignature.status, InvalidSignature.code) == (401, "invalid_signature")
     assert (DestinationBlocked.status, DestinationBlocked.code) == (403, "destination_blocked")
     assert issubclass(DestinationBlocked, PermissionError)
+
+
+async def test_an_unwritable_spool_counts_as_dropped(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    d = fast([hook("http://127.0.0.1:9/x")], spool_path=blocker / "spool")
+    d.emit(alert())
+    await d.stop(0)
+    assert (d.persisted, d.dropped) == (0, 1)

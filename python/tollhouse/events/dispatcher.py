@@ -243,14 +243,17 @@ class WebhookDispatcher:
             left.append(self._queue.get_nowait())
         self._state = "stopped"
         if left:
+            saved = 0
             if self._spool_path is not None:
-                self.persisted += spool.save(
-                    self._spool_path, [(d.endpoint, d.event) for d in left]
-                )
-                log.info("webhooks: persisted %d undelivered to the spool", len(left))
-            else:
-                self.dropped += len(left)
-                log.warning("webhooks: %d undelivered dropped at shutdown (no spool)", len(left))
+                try:
+                    saved = spool.save(self._spool_path, [(d.endpoint, d.event) for d in left])
+                    log.info("webhooks: persisted %d undelivered to the spool", saved)
+                except OSError as exc:
+                    log.error("webhooks: cannot write the spool (%s)", exc.strerror)
+            self.persisted += saved
+            if saved < len(left):
+                self.dropped += len(left) - saved
+                log.warning("webhooks: %d undelivered dropped at shutdown", len(left) - saved)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -355,5 +358,7 @@ class WebhookDispatcher:
             if isinstance(exc.os_error, DestinationBlocked):
                 return AttemptResult("blocked", detail=exc.os_error.message)
             return AttemptResult("retry", detail=f"connection error ({type(exc).__name__})")
+        except DestinationBlocked as exc:
+            return AttemptResult("blocked", detail=exc.message)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return AttemptResult("retry", detail=f"{type(exc).__name__}")
