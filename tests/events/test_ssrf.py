@@ -1,6 +1,8 @@
 import ipaddress
+import socket
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tollhouse.errors import ConfigError, DestinationBlocked
 from tollhouse.events.ssrf import GuardedResolver, SSRFGuard, is_internal
@@ -86,3 +88,33 @@ async def test_resolver_refuses_a_name_resolving_to_loopback() -> None:
         assert hosts and all(is_internal(ipaddress.ip_address(h["host"])) for h in hosts)
     finally:
         await allowed.close()
+
+
+class _ScriptedDNS(AbstractResolver):
+    """Answers each lookup with the next scripted address list (a rebinding DNS server)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self._answers = list(answers)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
+            for a in self._answers.pop(0)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_every_resolution_is_checked_so_rebinding_is_refused() -> None:
+    dns = _ScriptedDNS(["93.184.216.34"], ["127.0.0.1"], ["93.184.216.34", "10.0.0.7"])
+    resolver = GuardedResolver(SSRFGuard(), dns)
+    assert [h["host"] for h in await resolver.resolve("hooks.example.com", 443)] == [
+        "93.184.216.34"
+    ]
+    with pytest.raises(DestinationBlocked, match="127.0.0.1"):
+        await resolver.resolve("hooks.example.com", 443)
+    with pytest.raises(DestinationBlocked, match="10.0.0.7"):  # one bad answer spoils all
+        await resolver.resolve("hooks.example.com", 443)
