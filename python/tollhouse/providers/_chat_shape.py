@@ -1,0 +1,184 @@
+"""Pieces of the OpenAI chat format shared by the translators (Anthropic, Gemini, Responses).
+
+Everything here is a plain function over ``dict`` bodies parsed once by orjson; the
+translators build new dicts and never re-serialise on the way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+
+import orjson
+
+from tollhouse.errors import InvalidRequest
+
+# Request fields that steer the gateway itself (routing, sessions, tracing); they never
+# reach a provider, so translators neither forward nor reject them.
+GATEWAY_FIELDS = frozenset(
+    {"models", "provider", "session_id", "trace", "plugins", "route", "transforms", "debug"}
+)
+
+
+def reject(param: str, provider: str, why: str = "is not supported") -> InvalidRequest:
+    """The 400 for a parameter the target provider cannot honour."""
+    return InvalidRequest(
+        f"parameter '{param}' {why} by {provider} models; remove it from the request",
+        extra={"param": param},
+    )
+
+
+def expect(cond: bool, message: str, param: str | None = None) -> None:
+    if not cond:
+        raise InvalidRequest(message, extra={"param": param} if param else None)
+
+
+def as_list(value: Any, param: str) -> list[Any]:
+    expect(isinstance(value, list), f"'{param}' must be an array", param)
+    return value  # type: ignore[no-any-return]
+
+
+def as_dict(value: Any, param: str) -> dict[str, Any]:
+    expect(isinstance(value, dict), f"'{param}' must be an object", param)
+    return value  # type: ignore[no-any-return]
+
+
+def split_data_url(url: str, param: str) -> tuple[str, str] | None:
+    """``data:image/png;base64,AAAA`` -> ``("image/png", "AAAA")``; None for other URLs."""
+    if not url.startswith("data:"):
+        return None
+    head, sep, data = url[5:].partition(",")
+    expect(bool(sep) and head.endswith(";base64"), f"'{param}': data URLs must be base64", param)
+    media = head[: -len(";base64")] or "application/octet-stream"
+    try:
+        base64.b64decode(data[:64] + "=" * (-len(data[:64]) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"'{param}': invalid base64 data", extra={"param": param}) from None
+    return media, data
+
+
+def part_url(part: dict[str, Any], where: str) -> str:
+    """The URL (or data URL) of an ``image_url`` or ``file`` content part."""
+    if part.get("type") == "file":
+        f = as_dict(part.get("file"), f"{where}.file")
+        url = f.get("file_data")
+        if not isinstance(url, str) and f.get("file_id") is not None:
+            raise InvalidRequest(
+                f"'{where}.file.file_id': uploaded files cannot be forwarded; send file_data",
+                extra={"param": where},
+            )
+    else:
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"'{where}' needs a URL or data URL", extra={"param": where})
+    return url
+
+
+def text_of(content: Any, param: str) -> str:
+    """The text of a content that may only hold text (system prompts, tool results)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = as_list(content, param)
+    out = []
+    for i, part in enumerate(parts):
+        part = as_dict(part, f"{param}[{i}]")
+        expect(
+            part.get("type") in ("text", "input_text", "output_text")
+            and isinstance(part.get("text"), str),
+            f"'{param}[{i}]' must be a text part",
+            param,
+        )
+        out.append(part["text"])
+    return "".join(out)
+
+
+def parse_arguments(arguments: Any, param: str) -> Any:
+    """Tool-call arguments: a JSON string in OpenAI format, an object elsewhere."""
+    if isinstance(arguments, dict):
+        return arguments
+    if arguments is None or arguments == "":
+        return {}
+    expect(isinstance(arguments, str), f"'{param}' must be a JSON string", param)
+    try:
+        return orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(f"'{param}' is not valid JSON", extra={"param": param}) from None
+
+
+def dump_arguments(args: Any) -> str:
+    return orjson.dumps(args if args is not None else {}).decode()
+
+
+def chat_usage(
+    prompt: int,
+    completion: int,
+    *,
+    cached: int = 0,
+    cache_write: int = 0,
+    reasoning: int = 0,
+) -> dict[str, Any]:
+    """OpenAI usage; ``prompt`` already includes cached and cache-write tokens."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if cached or cache_write:
+        usage["prompt_tokens_details"] = {
+            "cached_tokens": cached,
+            "cache_write_tokens": cache_write,
+        }
+    if reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return usage
+
+
+def usage_parts(usage: Any) -> tuple[int, int, int, int, int]:
+    """(prompt, completion, cached, cache_write, reasoning) from an OpenAI usage object."""
+    if not isinstance(usage, dict):
+        return 0, 0, 0, 0, 0
+    details = usage.get("prompt_tokens_details") or {}
+    cdetails = usage.get("completion_tokens_details") or {}
+    return (
+        _int(usage.get("prompt_tokens")),
+        _int(usage.get("completion_tokens")),
+        _int(details.get("cached_tokens")) if isinstance(details, dict) else 0,
+        _int(details.get("cache_write_tokens")) if isinstance(details, dict) else 0,
+        _int(cdetails.get("reasoning_tokens")) if isinstance(cdetails, dict) else 0,
+    )
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def chunk(
+    id_: str, model: str, created: int, delta: dict[str, Any], finish: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def usage_chunk(id_: str, model: str, created: int, usage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage,
+    }
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,346 @@
+"""OpenAI chat <-> Gemini ``generateContent``, non-streaming bodies.
+
+Gemini names a function result by the function's name, not by a call id, so the request
+translation remembers which name each earlier ``tool_call_id`` belonged to.  Gemini 3
+also wants each call's ``thoughtSignature`` back on the next turn; the response side
+folds it into the OpenAI call id (``call_x__thought__SIG``) and the request side unfolds
+it, so unchanged OpenAI clients keep multi-turn tool use working.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tollhouse.errors import InvalidRequest
+from tollhouse.providers._chat_shape import (
+    GATEWAY_FIELDS,
+    as_dict,
+    as_list,
+    chat_usage,
+    dump_arguments,
+    expect,
+    parse_arguments,
+    part_url,
+    reject,
+    split_data_url,
+    text_of,
+)
+
+PROVIDER = "gemini"
+SIG_SEP = "__thought__"
+
+FINISH_TO_CHAT = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "stop",
+}
+
+_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "reasoning_effort": (None,),
+    "web_search_options": (None,),
+    "functions": (None, []),
+    "function_call": (None,),
+    "parallel_tool_calls": (None, True),
+}
+_IGNORED = frozenset(
+    {"model", "stream", "stream_options", "store", "metadata", "service_tier", "user"}
+)
+_CONFIG = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "n": "candidateCount",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+    "seed": "seed",
+}
+_HANDLED = frozenset(
+    {
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        *_CONFIG,
+    }
+)
+
+
+def chat_to_gemini(body: dict[str, Any], *, drop_unsupported: bool = False) -> dict[str, Any]:
+    """A ``generateContent`` body (the model goes in the URL) from an OpenAI chat request."""
+    for key in body:
+        if key in _HANDLED or key in _IGNORED or key in GATEWAY_FIELDS:
+            continue
+        if key in _NEUTRAL and body[key] in _NEUTRAL[key]:
+            continue
+        if not drop_unsupported:
+            raise reject(
+                key, PROVIDER, "is not supported" if key in _NEUTRAL else "is not recognised"
+            )
+    system, contents = _contents(as_list(body.get("messages"), "messages"))
+    out: dict[str, Any] = {"contents": contents}
+    if system:
+        out["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+    config: dict[str, Any] = {}
+    for key, name in _CONFIG.items():
+        if body.get(key) is not None:
+            config[name] = body[key]
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None:
+        config["maxOutputTokens"] = max_tokens
+    stop = body.get("stop")
+    if stop is not None:
+        config["stopSequences"] = [stop] if isinstance(stop, str) else as_list(stop, "stop")
+    fmt = body.get("response_format")
+    if fmt is not None:
+        fmt = as_dict(fmt, "response_format")
+        kind = fmt.get("type")
+        if kind == "json_object":
+            config["responseMimeType"] = "application/json"
+        elif kind == "json_schema":
+            schema = as_dict(fmt.get("json_schema"), "response_format.json_schema")
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = schema.get("schema") or {}
+        elif kind != "text":
+            raise InvalidRequest("'response_format.type' must be text, json_object or json_schema")
+    if config:
+        out["generationConfig"] = config
+    if body.get("tools"):
+        decls = [_declaration(t, i) for i, t in enumerate(as_list(body["tools"], "tools"))]
+        out["tools"] = [{"functionDeclarations": decls}]
+    choice = body.get("tool_choice")
+    if choice is not None:
+        out["toolConfig"] = {"functionCallingConfig": _calling_config(choice)}
+    return out
+
+
+def _contents(msgs: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for i, raw in enumerate(msgs):
+        where = f"messages[{i}]"
+        m = as_dict(raw, where)
+        role = m.get("role")
+        if role in ("system", "developer"):
+            system.append(text_of(m.get("content"), f"{where}.content"))
+            continue
+        if role == "user":
+            grole, parts = "user", _user_parts(m.get("content"), f"{where}.content")
+        elif role == "assistant":
+            grole, parts = "model", _model_parts(m, where, names)
+        elif role == "tool":
+            call_id = m.get("tool_call_id")
+            expect(isinstance(call_id, str), f"'{where}.tool_call_id' is required", where)
+            name = names.get(call_id)  # type: ignore[arg-type]
+            expect(name is not None, f"'{where}.tool_call_id' matches no earlier tool call", where)
+            result = {"content": text_of(m.get("content"), f"{where}.content")}
+            grole, parts = "user", [{"functionResponse": {"name": name, "response": result}}]
+        else:
+            raise InvalidRequest(f"'{where}.role' must be system, user, assistant or tool")
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == grole:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": grole, "parts": parts})
+    expect(
+        bool(contents), "'messages' must hold at least one user or assistant message", "messages"
+    )
+    return system, contents
+
+
+def _user_parts(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"text": content}]
+    parts: list[dict[str, Any]] = []
+    for i, raw in enumerate(as_list(content, where)):
+        pw = f"{where}[{i}]"
+        part = as_dict(raw, pw)
+        kind = part.get("type")
+        if kind == "text":
+            parts.append({"text": text_of([part], pw)})
+        elif kind in ("image_url", "file"):
+            url = part_url(part, pw)
+            inline = split_data_url(url, pw)
+            if inline:
+                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
+            else:
+                parts.append({"fileData": {"mimeType": _guess_mime(url), "fileUri": url}})
+        elif kind == "input_audio":
+            audio = as_dict(part.get("input_audio"), f"{pw}.input_audio")
+            fmt = audio.get("format") or "wav"
+            parts.append(
+                {"inlineData": {"mimeType": f"audio/{fmt}", "data": audio.get("data", "")}}
+            )
+        else:
+            raise reject(f"{pw}.type '{kind}'", PROVIDER)
+    return parts
+
+
+def _guess_mime(url: str) -> str:
+    tail = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+    return {
+        "png": "image/png",
+        "jpg": "image/jpeg",
+        "jpeg": "image/jpeg",
+        "webp": "image/webp",
+        "gif": "image/gif",
+        "pdf": "application/pdf",
+    }.get(tail, "application/octet-stream")
+
+
+def _model_parts(m: dict[str, Any], where: str, names: dict[str, str]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    content = m.get("content")
+    if isinstance(content, list):
+        content = "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    if content:
+        parts.append({"text": text_of(content, f"{where}.content")})
+    for j, raw in enumerate(as_list(m.get("tool_calls") or [], f"{where}.tool_calls")):
+        cw = f"{where}.tool_calls[{j}]"
+        call = as_dict(raw, cw)
+        fn = as_dict(call.get("function"), f"{cw}.function")
+        expect(isinstance(fn.get("name"), str), f"'{cw}.function.name' is required", cw)
+        call_id = call.get("id")
+        if isinstance(call_id, str):
+            names[call_id] = fn["name"]
+        part: dict[str, Any] = {
+            "functionCall": {
+                "name": fn["name"],
+                "args": parse_arguments(fn.get("arguments"), f"{cw}.function.arguments"),
+            }
+        }
+        if isinstance(call_id, str) and SIG_SEP in call_id:
+            part["thoughtSignature"] = call_id.split(SIG_SEP, 1)[1]
+        parts.append(part)
+    return parts
+
+
+def _declaration(raw: Any, i: int) -> dict[str, Any]:
+    where = f"tools[{i}]"
+    t = as_dict(raw, where)
+    if t.get("type") != "function":
+        raise reject(f"{where}.type '{t.get('type')}'", PROVIDER)
+    fn = as_dict(t.get("function"), f"{where}.function")
+    expect(isinstance(fn.get("name"), str), f"'{where}.function.name' is required", where)
+    decl: dict[str, Any] = {"name": fn["name"]}
+    if fn.get("description"):
+        decl["description"] = fn["description"]
+    if fn.get("parameters"):
+        decl["parametersJsonSchema"] = fn["parameters"]
+    return decl
+
+
+def _calling_config(choice: Any) -> dict[str, Any]:
+    if choice == "auto":
+        return {"mode": "AUTO"}
+    if choice == "none":
+        return {"mode": "NONE"}
+    if choice == "required":
+        return {"mode": "ANY"}
+    if isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        return {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
+    raise InvalidRequest("'tool_choice' is not a valid tool choice", extra={"param": "tool_choice"})
+
+
+# -- response -> chat completion --------------------------------------------------------------
+
+
+def gemini_usage(meta: Any) -> dict[str, Any]:
+    u = meta if isinstance(meta, dict) else {}
+    prompt = (u.get("promptTokenCount") or 0) + (u.get("toolUsePromptTokenCount") or 0)
+    thoughts = u.get("thoughtsTokenCount") or 0
+    completion = (u.get("candidatesTokenCount") or 0) + thoughts
+    return chat_usage(
+        prompt, completion, cached=u.get("cachedContentTokenCount") or 0, reasoning=thoughts
+    )
+
+
+def call_id(response_id: str, n: int, call: dict[str, Any], part: dict[str, Any]) -> str:
+    base = call.get("id") or f"call_{response_id or uuid.uuid4().hex[:16]}_{n}"
+    sig = part.get("thoughtSignature")
+    return f"{base}{SIG_SEP}{sig}" if sig else str(base)
+
+
+def candidate_message(cand: dict[str, Any], response_id: str) -> tuple[dict[str, Any], str]:
+    """(chat message, finish_reason) for one candidate."""
+    text: list[str] = []
+    thoughts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for part in (cand.get("content") or {}).get("parts") or []:
+        if "functionCall" in part:
+            fc = part["functionCall"] or {}
+            calls.append(
+                {
+                    "id": call_id(response_id, len(calls), fc, part),
+                    "type": "function",
+                    "function": {
+                        "name": fc.get("name"),
+                        "arguments": dump_arguments(fc.get("args")),
+                    },
+                }
+            )
+        elif isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") else text).append(part["text"])
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
+    if thoughts:
+        message["reasoning"] = "".join(thoughts)
+    if calls:
+        message["tool_calls"] = calls
+    return message, finish_reason(cand.get("finishReason"), bool(calls))
+
+
+def finish_reason(reason: Any, has_calls: bool) -> str:
+    if has_calls and reason in (None, "STOP"):
+        return "tool_calls"
+    return FINISH_TO_CHAT.get(str(reason), "stop")
+
+
+def gemini_to_chat(resp: dict[str, Any], *, model: str, created: int) -> dict[str, Any]:
+    rid = resp.get("responseId") or ""
+    choices = []
+    for i, cand in enumerate(resp.get("candidates") or []):
+        message, finish = candidate_message(cand, rid)
+        choices.append(
+            {
+                "index": cand.get("index", i),
+                "message": message,
+                "finish_reason": finish,
+                "logprobs": None,
+            }
+        )
+    if not choices:  # the prompt itself was blocked
+        choices.append(
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None},
+                "finish_reason": "content_filter",
+                "logprobs": None,
+            }
+        )
+    return {
+        "id": f"chatcmpl-{rid}" if rid else f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": gemini_usage(resp.get("usageMetadata")),
+    }
