@@ -6,8 +6,10 @@ the project's error tree here (``_core.ConfigError`` -> ``tollhouse.errors.Confi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import ParamSpec, TypeVar
 
 from tollhouse import _core
@@ -63,5 +65,80 @@ def _translating(fn: Callable[P, T]) -> Callable[P, T]:
 # cost
 # ---------------------------------------------------------------------------------------
 
+Price = _core.Price
+
+
+class PriceTable:
+    """The shipped price table plus config overrides (USD per million tokens).
+
+    Costs come back as integer micro-dollars.  Immutable: a config reload builds a new
+    table.  Bad override entries raise :class:`ConfigError` naming the model and field.
+    """
+
+    __slots__ = ("_table",)
+    _table: _core.PriceTable
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, float | int]] | None = None) -> None:
+        with _config_errors():
+            object.__setattr__(self, "_table", _core.PriceTable(overrides))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("PriceTable is immutable")
+
+    def has(self, model: str) -> bool:
+        return self._table.has(model)
+
+    def models(self) -> list[str]:
+        return self._table.models()
+
+    def price(self, model: str) -> Price | None:
+        return self._table.price(model)
+
+    def cost(
+        self,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> int | None:
+        """Micro-dollars for this usage (None for an unknown model), rounded up.
+
+        ``cached_tokens`` and ``cache_write_tokens`` are parts of ``prompt_tokens``
+        (OpenAI semantics) billed at their own rates.
+        """
+        return self._table.cost(
+            model, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens
+        )
+
+    def worst_case(
+        self, model: str, prompt_tokens: int, max_output_tokens: int | None
+    ) -> int | None:
+        """The most a request can cost, for reservations (None for an unknown model)."""
+        return self._table.worst_case(model, prompt_tokens, max_output_tokens)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __contains__(self, model: object) -> bool:
+        return isinstance(model, str) and self._table.has(model)
+
+    def __repr__(self) -> str:
+        return f"PriceTable({len(self._table)} models)"
+
+
+def micros_to_usd(micros: int) -> float:
+    """Micro-dollars to USD, for the JSON edge only."""
+    return micros / MICROS_PER_USD
+
+
+def usd_to_micros(usd: float) -> int:
+    """USD to micro-dollars, rounded to the nearest (exact for decimal inputs like 0.1)."""
+    if isinstance(usd, bool) or not isinstance(usd, int | float) or not math.isfinite(usd):
+        raise ValueError(f"expected a finite number of USD, got {usd!r}")
+    return int((Decimal(repr(usd)) * MICROS_PER_USD).to_integral_value(ROUND_HALF_EVEN))
+
+
+MICROS_PER_USD = 1_000_000
 
 # (end of cost)
