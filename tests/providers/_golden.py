@@ -20,6 +20,8 @@ from tollhouse.providers._anthropic_format import (
 from tollhouse.providers._anthropic_stream import AnthropicToChat, ChatToAnthropic
 from tollhouse.providers._gemini_format import chat_to_gemini, gemini_to_chat
 from tollhouse.providers._gemini_stream import GeminiToChat
+from tollhouse.providers._responses_format import chat_to_response, responses_to_chat
+from tollhouse.providers._responses_stream import ChatToResponses
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -40,6 +42,12 @@ def _gemini_stream(chunks: list[Any], **opts: Any) -> list[Any]:
     return [c for data in chunks for c in t.feed(data)] + t.finish()
 
 
+def _responses_stream(chunks: list[Any], **opts: Any) -> list[Any]:
+    t = ChatToResponses(created=0, **opts)
+    out = [list(e) for c in chunks for e in t.feed(c)]
+    return out + [list(e) for e in t.finish()]
+
+
 DIRECTIONS: dict[str, Callable[..., Any]] = {
     "anthropic.request": chat_to_anthropic,
     "anthropic.response": lambda body, **o: anthropic_to_chat(body, created=0, **o),
@@ -50,6 +58,9 @@ DIRECTIONS: dict[str, Callable[..., Any]] = {
     "gemini.request": chat_to_gemini,
     "gemini.response": lambda body, **o: gemini_to_chat(body, created=0, **o),
     "gemini.stream": _gemini_stream,
+    "responses.request": responses_to_chat,
+    "responses.response": lambda body, **o: chat_to_response(body, created=0, **o),
+    "responses.stream": _responses_stream,
 }
 
 
