@@ -7,6 +7,7 @@ background writer; it never awaits the store on the request path.  Both backends
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -67,7 +68,9 @@ class Store(Protocol):
 
     async def create_key(self, key: KeyRecord) -> None: ...
     async def get_key(self, key_hash: str) -> KeyRecord | None: ...
-    async def list_keys(self, offset: int = 0, limit: int = 100) -> list[KeyRecord]: ...
+    async def list_keys(
+        self, offset: int = 0, limit: int = 100, *, include_disabled: bool = True
+    ) -> list[KeyRecord]: ...
     async def update_key(self, key_hash: str, changes: dict[str, Any]) -> KeyRecord | None: ...
     async def delete_key(self, key_hash: str) -> bool: ...
     async def keys_version(self) -> int:
@@ -82,6 +85,13 @@ class Store(Protocol):
         """Sum of ``cost_micros`` for a key since a UNIX timestamp."""
         ...
 
+    async def key_usage(
+        self, key_hashes: Sequence[str], since: Sequence[float]
+    ) -> dict[str, list[int]]:
+        """For each key, its spend (micro-dollars) since each timestamp, in one query."""
+        ...
+
     async def activity(self, key_hash: str | None, since: float) -> list[dict[str, Any]]:
-        """Per-day, per-model aggregates (OpenRouter ``/activity`` shape)."""
+        """Per-UTC-day, per-model aggregates (OpenRouter ``/activity`` rows, money in
+        micro-dollars under ``cost_micros``)."""
         ...

@@ -1,0 +1,51 @@
+-- Virtual keys (only the SHA-256 hash of the raw key), spend rows, and the key version
+-- counter that drives the gateway's in-memory key cache.
+CREATE TABLE keys (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    limit_micros INTEGER,
+    limit_reset TEXT,
+    rpm INTEGER,
+    tpm INTEGER,
+    models TEXT,
+    team TEXT,
+    expires_at REAL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE spend (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    upstream_model TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_micros INTEGER NOT NULL DEFAULT 0,
+    latency_ms REAL NOT NULL DEFAULT 0,
+    ttft_ms REAL,
+    status INTEGER NOT NULL DEFAULT 200,
+    error_code TEXT,
+    streamed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    finish_reason TEXT,
+    team TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX spend_key_time ON spend (key_hash, created_at);
+
+CREATE INDEX spend_time ON spend (created_at);
+
+CREATE TABLE store_meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+
+INSERT INTO store_meta (name, value) VALUES ('keys_version', 0);
