@@ -10,10 +10,10 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from tollhouse import _core
-from tollhouse.errors import ConfigError
+from tollhouse.errors import ConfigError, InvalidRequest
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -40,6 +40,52 @@ def _translating(fn: Callable[P, T]) -> Callable[P, T]:
 # ---------------------------------------------------------------------------------------
 # tokens
 # ---------------------------------------------------------------------------------------
+
+
+def encoding_for_model(model: str) -> str:
+    """``"o200k_base"`` | ``"cl100k_base"`` for OpenAI models, ``"estimate:anthropic"`` /
+    ``"estimate:gemini"`` for claude-* / gemini-*; unknown models -> ``"o200k_base"``."""
+    return _core.encoding_for_model(model)
+
+
+def count_text_tokens(model: str, text: str) -> int:
+    """Tokens of a plain text as ``model`` counts them (estimates for Claude/Gemini)."""
+    return _core.count_text_tokens(model, text)
+
+
+def count_encoding_tokens(encoding: str, text: str) -> int:
+    """Exact tokens of ``text`` in ``"o200k_base"`` or ``"cl100k_base"``."""
+    return _core.count_encoding_tokens(encoding, text)
+
+
+def reference_token_count(encoding: str, text: str) -> int:
+    """The same count from the unmodified reference encoder (tiktoken-rs); for tests."""
+    return _core.count_encoding_tokens_reference(encoding, text)
+
+
+def count_messages_tokens(model: str, messages: list[Any], tools: list[Any] | None = None) -> int:
+    """Whole-request prompt tokens of parsed chat ``messages`` (+ ``tools``).
+
+    Odd shapes are counted, never rejected; only a ``messages`` that is not a list
+    raises :class:`InvalidRequest`.
+    """
+    if not isinstance(messages, list):
+        raise InvalidRequest("messages must be a list")
+    return _core.count_messages_tokens(model, messages, tools)
+
+
+def count_chat_tokens(model: str, body: bytes) -> int:
+    """Prompt tokens of a raw chat request body; :class:`InvalidRequest` when it is not a
+    JSON object with a ``messages`` list."""
+    try:
+        return _core.count_chat_tokens(model, bytes(body))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def warm_up_tokenizers() -> None:
+    """Load both vocabularies now (at start-up) rather than on the first request."""
+    _core.warm_up_tokenizers()
 
 
 # (end of tokens)
