@@ -1,0 +1,235 @@
+"""In-process counters: the default backend, exact within one process.
+
+Every operation runs under one lock without awaiting, so a reservation is atomic
+against every other one in the process.  The counts are per process: with
+``serve --workers N > 1`` the gateway must use Redis instead (``shared_across_processes``
+is False and the server refuses to start rather than multiply the limits).
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tollhouse.counters.base import (
+    DEFAULT_HOLD_MS,
+    Charge,
+    Denied,
+    Level,
+    Reservation,
+    check_actuals,
+    check_charges,
+    new_reservation_id,
+)
+
+_SWEEP_EVERY = 4096
+
+
+@dataclass(slots=True)
+class _Fixed:
+    used: int = 0
+    held: int = 0
+    holds: dict[str, int] = field(default_factory=dict)
+    expiries: list[tuple[int, str]] = field(default_factory=list)
+    expire_at: int | None = None
+
+    def purge(self, now: int) -> None:
+        exp = self.expiries
+        while exp and exp[0][0] <= now:
+            _, rid = heapq.heappop(exp)
+            amount = self.holds.pop(rid, None)
+            if amount is not None:
+                self.held -= amount
+
+    def stale(self, now: int) -> bool:
+        return self.expire_at is not None and self.expire_at <= now and not self.holds
+
+
+@dataclass(slots=True)
+class _Sliding:
+    window: int
+    total: int = 0
+    entries: deque[tuple[int, str]] = field(default_factory=deque)
+    amounts: dict[str, int] = field(default_factory=dict)
+
+    def purge(self, now: int) -> None:
+        cutoff = now - self.window
+        entries = self.entries
+        while entries and entries[0][0] <= cutoff:
+            _, rid = entries.popleft()
+            self.total -= self.amounts.pop(rid, 0)
+
+    def retry_after(self, amount: int, limit: int, now: int) -> int:
+        if amount > limit:
+            return -1
+        excess = self.total + amount - limit
+        freed = 0
+        for ts, rid in self.entries:
+            freed += self.amounts.get(rid, 0)
+            if freed >= excess:
+                return max(1, ts + self.window - now)
+        return 1
+
+    def reset(self, now: int) -> int:
+        return self.entries[0][0] + self.window - now if self.entries else 0
+
+    def stale(self, now: int) -> bool:
+        return not self.entries
+
+
+class MemoryCounters:
+    """The ``counters: memory`` backend."""
+
+    shared_across_processes = False
+
+    def __init__(self) -> None:
+        self._fixed: dict[str, _Fixed] = {}
+        self._sliding: dict[str, _Sliding] = {}
+        self._lock = threading.Lock()
+        self._ops = 0
+
+    def _get_fixed(self, c: Charge, now: int) -> _Fixed:
+        f = self._fixed.get(c.key)
+        if f is None:
+            f = self._fixed[c.key] = _Fixed(expire_at=c.expire_at_ms)
+        elif f.expiries:
+            f.purge(now)
+        return f
+
+    def _get_sliding(self, c: Charge, now: int) -> _Sliding:
+        s = self._sliding.get(c.key)
+        if s is None or s.window != c.window_ms:
+            s = self._sliding[c.key] = _Sliding(window=c.window_ms)
+        else:
+            s.purge(now)
+        return s
+
+    def _tick(self, now: int) -> None:
+        self._ops += 1
+        if self._ops % _SWEEP_EVERY:
+            return
+        for f in self._fixed.values():
+            f.purge(now)
+        for s in self._sliding.values():
+            s.purge(now)
+        for f_key in [k for k, f in self._fixed.items() if f.stale(now)]:
+            del self._fixed[f_key]
+        for s_key in [k for k, s in self._sliding.items() if s.stale(now)]:
+            del self._sliding[s_key]
+
+    async def reserve(
+        self,
+        charges: Sequence[Charge],
+        *,
+        now_ms: int,
+        hold_ms: int = DEFAULT_HOLD_MS,
+        rid: str | None = None,
+    ) -> Reservation | Denied:
+        charges = check_charges(charges)
+        rid = rid or new_reservation_id()
+        return self._reserve(charges, now_ms, hold_ms, rid)
+
+    def _reserve(
+        self, charges: tuple[Charge, ...], now_ms: int, hold_ms: int, rid: str
+    ) -> Reservation | Denied:
+        with self._lock:
+            self._tick(now_ms)
+            states: list[_Fixed | _Sliding] = []
+            for i, c in enumerate(charges):
+                if c.window_ms:
+                    s = self._get_sliding(c, now_ms)
+                    if s.total + c.amount > c.limit:
+                        retry: int | None = s.retry_after(c.amount, c.limit, now_ms)
+                        return Denied(i, c.key, s.total, c.limit, retry)
+                    states.append(s)
+                else:
+                    f = self._get_fixed(c, now_ms)
+                    if f.used + f.held + c.amount > c.limit:
+                        retry = -1 if c.amount > c.limit else None
+                        return Denied(i, c.key, f.used + f.held, c.limit, retry)
+                    states.append(f)
+            levels: list[int] = []
+            resets: list[int] = []
+            expiry = now_ms + hold_ms
+            for c, st in zip(charges, states, strict=True):
+                if isinstance(st, _Sliding):
+                    st.entries.append((now_ms, rid))
+                    st.amounts[rid] = c.amount
+                    st.total += c.amount
+                    levels.append(st.total)
+                    resets.append(st.reset(now_ms))
+                else:
+                    st.holds[rid] = c.amount
+                    st.held += c.amount
+                    heapq.heappush(st.expiries, (expiry, rid))
+                    if c.expire_at_ms is not None:
+                        st.expire_at = max(st.expire_at or 0, c.expire_at_ms)
+                    levels.append(st.used + st.held)
+                    resets.append(0)
+        return Reservation(rid, charges, levels, resets, now_ms)
+
+    async def settle(
+        self, reservation: Reservation, actuals: Sequence[int] | None, *, now_ms: int
+    ) -> list[int]:
+        amounts = check_actuals(reservation, actuals)
+        reservation.done = True
+        rid = reservation.id
+        out: list[int] = []
+        with self._lock:
+            for c, actual in zip(reservation.charges, amounts, strict=True):
+                if c.window_ms:
+                    s = self._get_sliding(c, now_ms)
+                    old = s.amounts.get(rid)
+                    if old is not None:
+                        s.amounts[rid] = actual
+                        s.total += actual - old
+                    out.append(s.total)
+                else:
+                    f = self._get_fixed(c, now_ms)
+                    held = f.holds.pop(rid, None)
+                    if held is not None:
+                        f.held -= held
+                    f.used += actual
+                    out.append(f.used)
+        return out
+
+    async def levels(self, charges: Sequence[Charge], *, now_ms: int) -> list[Level]:
+        out: list[Level] = []
+        with self._lock:
+            for c in charges:
+                if c.window_ms:
+                    s = self._sliding.get(c.key)
+                    if s is None:
+                        out.append(Level())
+                    else:
+                        s.purge(now_ms)
+                        out.append(Level(used=s.total))
+                else:
+                    f = self._fixed.get(c.key)
+                    if f is None:
+                        out.append(Level())
+                    else:
+                        f.purge(now_ms)
+                        out.append(Level(used=f.used, held=f.held))
+        return out
+
+    async def seed(self, key: str, used: int, *, expire_at_ms: int | None) -> bool:
+        with self._lock:
+            if key in self._fixed:
+                return False
+            self._fixed[key] = _Fixed(used=used, expire_at=expire_at_ms)
+            return True
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    def held_total(self) -> int:
+        """Sum of unexpired holds over every fixed counter (tests: nothing leaked)."""
+        with self._lock:
+            return sum(f.held for f in self._fixed.values())
