@@ -1,1 +1,19 @@
+"""The control plane: key management and the caller's lookups.
 
+``routes(gw)`` is what the app mounts; later parts of the control plane append their
+route lists here.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from tollhouse.control import keys, lookups
+from tollhouse.control._auth import ControlGateway, require_admin
+
+__all__ = ["ControlGateway", "require_admin", "routes"]
+
+
+def routes(gw: ControlGateway) -> list[BaseRoute]:
+    """Every control-plane route, bound to a running gateway."""
+    return [*keys.routes(gw), *lookups.routes(gw)]

@@ -62,6 +62,13 @@ class SpendWriter:
         """Rows accepted by ``submit`` and not yet committed to the store."""
         return len(self._queue)
 
+    def find_pending(self, generation_id: str) -> SpendRow | None:
+        """A queued row not yet written (lets ``/v1/generation`` answer at once)."""
+        for row in reversed(self._queue):
+            if row.id == generation_id:
+                return row
+        return None
+
     def submit(self, row: SpendRow) -> None:
         """Queue a row for the store; never blocks, never raises on a full queue."""
         if len(self._queue) >= self.max_queue:
