@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from tollhouse import __version__
 from tollhouse.config import Config, load_config
+from tollhouse.control import keys_cli
 from tollhouse.errors import ConfigError
 
 
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", help="YAML config file (default: built-in mock setup)")
     check.set_defaults(func=_check_config)
+
+    keys_cli.add_parser(sub)
     return parser
 
 
