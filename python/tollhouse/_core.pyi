@@ -1,6 +1,6 @@
 """Type stubs for the compiled core (``rust/src/py``)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, final
 
 __version__: str
@@ -26,6 +26,25 @@ def warm_up_tokenizers() -> None: ...
 # (end of redact)
 
 # -- policy ------------------------------------------------------------------------------
+
+@final
+class PolicyMatch:
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+@final
+class PolicyMatcher:
+    def __init__(self, rules: Sequence[Mapping[str, Any]]) -> None: ...
+    def check(
+        self, text: str, model: str | None = None, tokens: int | None = None
+    ) -> list[PolicyMatch]: ...
+    def rule_count(self) -> int: ...
 
 # (end of policy)
 

@@ -7,7 +7,7 @@ the project's error tree here (``_core.ConfigError`` -> ``tollhouse.errors.Confi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ParamSpec, TypeVar
@@ -102,6 +102,46 @@ def warm_up_tokenizers() -> None:
 # ---------------------------------------------------------------------------------------
 # policy
 # ---------------------------------------------------------------------------------------
+
+PolicyMatch = _core.PolicyMatch
+
+
+class PolicyMatcher:
+    """Content-policy rules compiled once into an immutable matcher.
+
+    Each rule is a mapping: ``id``, ``action`` ("block" | "warn", default "block"),
+    ``keywords`` (Aho-Corasick; ``case_sensitive``/``whole_word`` default False),
+    ``regex`` (linear-time regex crate), ``models_allow``/``models_deny`` (globs with
+    ``*``/``?``), ``max_bytes``, ``max_tokens``.  A rule matches when any of its
+    conditions fires.  Bad rules raise :class:`ConfigError` naming the rule.
+    """
+
+    __slots__ = ("_matcher",)
+    _matcher: _core.PolicyMatcher
+
+    def __init__(self, rules: Sequence[Mapping[str, Any]]) -> None:
+        with _config_errors():
+            object.__setattr__(self, "_matcher", _core.PolicyMatcher(rules))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("PolicyMatcher is immutable")
+
+    def check(
+        self, text: str, model: str | None = None, tokens: int | None = None
+    ) -> list[PolicyMatch]:
+        """Matched rules in rule order, at most one match per rule.
+
+        ``detail`` names the keyword, pattern or glob that fired (the model name for an
+        allow-list miss, ``max_bytes=N``/``max_tokens=N`` for size limits), never the
+        surrounding text.  The GIL is released for large texts.
+        """
+        return self._matcher.check(text, model, tokens)
+
+    def rule_count(self) -> int:
+        return self._matcher.rule_count()
+
+    def __repr__(self) -> str:
+        return f"PolicyMatcher({self._matcher.rule_count()} rules)"
 
 
 # (end of policy)
