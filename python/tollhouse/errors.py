@@ -83,6 +83,11 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class MethodNotAllowed(TollhouseError, ValueError):
+    status = 405
+    code = "method_not_allowed"
+
+
 class Conflict(TollhouseError, ValueError):
     status = 409
     code = "conflict"

@@ -1,0 +1,75 @@
+"""The running gateway: config plus the long-lived parts every request uses.
+
+Built once per worker process by ``Gateway.from_config``; ``start``/``stop`` run in the
+app lifespan (inside the serving event loop).  Later stages hang their parts here
+(counters, policies, redactor, router, metrics) so the pipeline reaches everything
+through one object.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from tollhouse import native
+from tollhouse.config import Config, ModelConfig
+from tollhouse.guard.keys import KeyCache
+from tollhouse.providers import Provider, build_providers
+from tollhouse.store import Store, open_store
+from tollhouse.store.writer import SpendWriter
+
+log = logging.getLogger("tollhouse")
+
+
+@dataclass(eq=False)
+class Gateway:
+    config: Config
+    store: Store
+    keys: KeyCache
+    spend: SpendWriter
+    prices: native.PriceTable
+    providers: dict[str, Provider]
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    max_body_bytes: int = 32 * 1024 * 1024
+    started: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            models = dict(self.config.models)
+            for m in self.config.models.values():
+                for alias in m.aliases:
+                    models.setdefault(alias, m)
+            self.models = models
+        self.max_body_bytes = self.config.server.max_body_bytes
+
+    @classmethod
+    def from_config(cls, config: Config) -> Gateway:
+        store = open_store(config.store)
+        return cls(
+            config=config,
+            store=store,
+            keys=KeyCache(store),
+            spend=SpendWriter(store),
+            prices=native.PriceTable(config.pricing),
+            providers=build_providers(config),
+        )
+
+    async def start(self) -> None:
+        native.warm_up_tokenizers()
+        await self.store.open()
+        await self.keys.start()
+        await self.spend.start()
+        for provider in self.providers.values():
+            await provider.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        for provider in self.providers.values():
+            try:
+                await provider.close()
+            except Exception as exc:  # closing must not stop the rest of shutdown
+                log.warning("closing provider %s failed: %s", provider.name, exc)
+        await self.spend.stop()
+        await self.keys.stop()
+        await self.store.close()

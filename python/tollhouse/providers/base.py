@@ -1,0 +1,147 @@
+"""What every provider adapter offers the pipeline, and the pooled upstream HTTP client.
+
+A provider takes an OpenAI-shaped request (``Call``) and answers with the upstream's
+bytes (``Reply``) or, for a stream, with an async iterator of raw SSE bytes.  Upstream
+4xx answers raise ``UpstreamHTTPError`` (passed back to the client with their status);
+5xx, timeouts and connection errors raise ``ProviderError`` (502).  Nothing here logs or
+echoes a provider key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tollhouse.config import ProviderConfig
+from tollhouse.errors import ProviderError, UpstreamHTTPError
+
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+@dataclass(slots=True)
+class Call:
+    """One upstream request: the parsed body, and its raw bytes while they still match."""
+
+    body: dict[str, Any]
+    raw: bytes | None
+    model: str
+
+    def payload(self) -> bytes:
+        """The bytes to send: the client's own when unchanged, else one serialisation."""
+        if self.raw is None:
+            self.raw = orjson.dumps(self.body)
+        return self.raw
+
+    def set(self, field: str, value: Any) -> None:
+        """Change one body field (invalidates the raw bytes)."""
+        self.body[field] = value
+        self.raw = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """A complete 2xx upstream answer: bytes for the client, parsed JSON for the pipeline."""
+
+    body: bytes
+    data: dict[str, Any] | None
+    content_type: bytes = b"application/json"
+
+
+class Provider(ABC):
+    """An upstream adapter.  ``start``/``close`` run inside the serving event loop."""
+
+    kind: str = ""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.name = config.name
+
+    @property
+    def has_key(self) -> bool:
+        """Whether the provider can be called (a key is configured or none is needed)."""
+        return True
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    @abstractmethod
+    async def chat(self, call: Call) -> Reply: ...
+
+    @abstractmethod
+    async def chat_stream(self, call: Call) -> AsyncIterator[bytes]:
+        """Open the stream (raising on a non-2xx answer) and return its raw SSE bytes."""
+
+    @abstractmethod
+    async def embeddings(self, call: Call) -> Reply: ...
+
+
+def parse_json_object(body: bytes) -> dict[str, Any] | None:
+    """The upstream answer as a JSON object, or None when it is not one."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def client_session(config: ProviderConfig, *, limit: int = 256) -> aiohttp.ClientSession:
+    """A pooled keep-alive client with the provider's connect/read/total timeouts."""
+    connector = aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=limit,
+        keepalive_timeout=30.0,
+        ttl_dns_cache=300,
+        enable_cleanup_closed=False,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=config.total_timeout,
+        sock_connect=config.connect_timeout,
+        connect=config.connect_timeout,
+        sock_read=config.read_timeout,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=True,
+        skip_auto_headers=("User-Agent",),
+        raise_for_status=False,
+    )
+
+
+def upstream_failure(provider: str, exc: BaseException) -> ProviderError:
+    """A 502 naming the provider and the kind of failure (never the URL's credentials)."""
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return ProviderError(f"provider {provider!r} timed out")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProviderError(f"provider {provider!r} is unreachable (connection failed)")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ProviderError(f"provider {provider!r} closed the connection")
+    return ProviderError(f"provider {provider!r} failed: {type(exc).__name__}")
+
+
+async def raise_for_upstream(provider: str, resp: aiohttp.ClientResponse) -> None:
+    """Turn a non-2xx answer into the error the client should see."""
+    status = resp.status
+    if status < 300:
+        return
+    try:
+        body = await resp.content.read(_ERROR_BODY_LIMIT)
+    except (TimeoutError, aiohttp.ClientError):
+        body = b""
+    finally:
+        resp.close()
+    if 400 <= status < 500:
+        ctype = resp.headers.get("content-type", "application/json")
+        if not body:
+            body = orjson.dumps({"error": {"message": f"upstream answered {status}"}})
+        raise UpstreamHTTPError(status, body, ctype)
+    raise ProviderError(f"provider {provider!r} answered {status}")

@@ -1,0 +1,268 @@
+"""Data-plane handlers (raw ASGI): chat completions, embeddings, models, health.
+
+Each handler runs the pipeline stages in order and turns any ``TollhouseError`` into
+the error envelope; an unexpected exception is logged and answered with a 500
+envelope (a bug, never an input).  A watcher cancels the request when the client
+disconnects, which closes the upstream connection; the spend row still records what
+was used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from tollhouse.errors import ProviderError, TollhouseError
+from tollhouse.gateway import Gateway
+from tollhouse.providers import Call
+from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy._body import ClientGone, read_body
+from tollhouse.proxy.pipeline import Exchange, Route
+from tollhouse.proxy.stream import SSERelay
+
+log = logging.getLogger("tollhouse.proxy")
+CLIENT_CLOSED = 499
+
+
+class DisconnectWatch:
+    """Cancels the request's task when the client goes away (after the body was read)."""
+
+    __slots__ = ("gone", "_owner", "_task")
+
+    def __init__(self, receive: asgi.Receive) -> None:
+        self.gone = False
+        self._owner = asyncio.current_task()
+        self._task = asyncio.get_running_loop().create_task(self._run(receive))
+
+    async def _run(self, receive: asgi.Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                if self._owner is not None:
+                    self._owner.cancel()
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    def absorb(self) -> bool:
+        """After a CancelledError: True (and uncancel) when it was our disconnect cancel."""
+        if not self.gone:
+            return False
+        if self._owner is not None:
+            self._owner.uncancel()
+        return True
+
+
+async def _fail(send: asgi.Send, ex: Exchange, exc: TollhouseError) -> None:
+    ex.status = exc.status
+    ex.error_code = exc.code
+    if ex.responded:
+        # Headers are gone already: tell an SSE client in-band, then end the stream.
+        event = b"data: " + exc.body_bytes() + b"\n\n"
+        await send({"type": "http.response.body", "body": event, "more_body": False})
+        return
+    status, body, headers = asgi.error_response(exc)
+    if status != exc.status:
+        ex.status = status
+    await asgi.send_bytes(send, status, body, [*headers, *pipeline.gate_headers(ex, cost=False)])
+
+
+async def _internal(send: asgi.Send, ex: Exchange, exc: BaseException) -> None:
+    log.error("internal error in %s", ex.request_id, exc_info=exc)
+    ex.status, ex.error_code = 500, "internal_error"
+    if not ex.responded:
+        body = TollhouseError("internal error; see the gateway log").body_bytes()
+        await asgi.send_bytes(
+            send, 500, body, [asgi.JSON, (asgi.REQUEST_ID, ex.request_id.encode())]
+        )
+
+
+async def chat_completions(
+    gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+) -> None:
+    ex = Exchange()
+    headers: list[asgi.Header] = scope["headers"]
+    watch: DisconnectWatch | None = None
+    try:
+        ex.key = pipeline.authenticate(gw, headers)
+        raw = await read_body(receive, headers, gw.max_body_bytes)
+        body = ex.body = pipeline.parse_chat(raw)
+        ex.route = route = pipeline.resolve(gw, ex.key, body["model"])
+        # budgets: reserve the worst case here (issue 4); policy/redaction before it (5)
+        call = Call(body, raw, route.upstream_model)
+        if route.upstream_model != body["model"]:
+            call.set("model", route.upstream_model)
+        watch = DisconnectWatch(receive)
+        if body.get("stream") is True:
+            ex.stream = True
+            await _stream(gw, ex, route, call, send)
+        else:
+            await _complete(gw, ex, route, call, send)
+    except TollhouseError as exc:
+        await _fail(send, ex, exc)
+    except ClientGone:
+        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
+    except asyncio.CancelledError:
+        if watch is None or not watch.absorb():
+            raise
+        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
+    except Exception as exc:
+        await _internal(send, ex, exc)
+    finally:
+        if watch is not None:
+            watch.stop()
+        if ex.route is not None and ex.usage is None and ex.cancelled:
+            pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
+        pipeline.record(gw, ex)
+
+
+async def _complete(gw: Gateway, ex: Exchange, route: Route, call: Call, send: asgi.Send) -> None:
+    t = time.perf_counter()
+    try:
+        reply = await route.provider.chat(call)
+    finally:
+        ex.upstream_s += time.perf_counter() - t
+    data = reply.data
+    if data is None:
+        raise ProviderError(f"provider {route.provider.name!r} answered with invalid JSON")
+    usage = pipeline.usage_from(data)
+    if usage is None:
+        usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
+    pipeline.settle(gw, ex, usage)
+    ex.finish_reason = pipeline.first_finish_reason(data)
+    # budgets: settle the reservation to ex.cost_micros here (issue 4)
+    headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
+    await asgi.send_bytes(send, 200, reply.body, headers)
+
+
+async def _stream(gw: Gateway, ex: Exchange, route: Route, call: Call, send: asgi.Send) -> None:
+    """Relay an SSE stream; errors after the headers go in-band (``ex.responded``)."""
+    options = call.body.get("stream_options")
+    client_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if not client_usage:
+        call.set("stream_options", {**(options or {}), "include_usage": True})
+    t = time.perf_counter()
+    try:
+        chunks = await route.provider.chat_stream(call)
+    finally:
+        ex.upstream_s += time.perf_counter() - t
+    relay = SSERelay(
+        client_usage=client_usage,
+        cost_of=lambda usage: pipeline.price(gw, ex, usage),
+        estimate=lambda text: pipeline.estimate_usage(ex, text),
+    )
+    try:
+        headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        ex.responded = True
+        async for chunk in chunks:
+            if ex.ttft_s is None:
+                ex.ttft_s = time.perf_counter() - ex.started
+            out = relay.feed(chunk)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        tail = relay.finish()
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+    finally:
+        await _aclose(chunks)
+        if relay.usage is None:
+            relay.finish()
+        if relay.usage is not None:
+            ex.usage = relay.usage
+            ex.cost_micros = relay.cost_micros
+        ex.finish_reason = relay.finish_reason
+        # budgets: settle the reservation to ex.cost_micros here (issue 4)
+
+
+async def _aclose(chunks: AsyncIterator[bytes]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception as exc:  # an upstream failing while we close it changes nothing
+            log.debug("closing upstream stream: %s", exc)
+
+
+async def embeddings(
+    gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+) -> None:
+    ex = Exchange()
+    headers: list[asgi.Header] = scope["headers"]
+    watch: DisconnectWatch | None = None
+    try:
+        ex.key = pipeline.authenticate(gw, headers)
+        raw = await read_body(receive, headers, gw.max_body_bytes)
+        body = ex.body = pipeline.parse_embeddings(raw)
+        ex.route = route = pipeline.resolve(gw, ex.key, body["model"])
+        call = Call(body, raw, route.upstream_model)
+        if route.upstream_model != body["model"]:
+            call.set("model", route.upstream_model)
+        watch = DisconnectWatch(receive)
+        t = time.perf_counter()
+        try:
+            reply = await route.provider.embeddings(call)
+        finally:
+            ex.upstream_s += time.perf_counter() - t
+        if reply.data is None:
+            raise ProviderError(f"provider {route.provider.name!r} answered with invalid JSON")
+        usage = pipeline.usage_from(reply.data) or pipeline.estimate_usage(ex, "")
+        pipeline.settle(gw, ex, usage)
+        out = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
+        await asgi.send_bytes(send, 200, reply.body, out)
+    except TollhouseError as exc:
+        await _fail(send, ex, exc)
+    except ClientGone:
+        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
+    except asyncio.CancelledError:
+        if watch is None or not watch.absorb():
+            raise
+        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
+    except Exception as exc:
+        await _internal(send, ex, exc)
+    finally:
+        if watch is not None:
+            watch.stop()
+        pipeline.record(gw, ex)
+
+
+async def models(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+    """``GET /v1/models``: the models this key may call, in the OpenAI list shape."""
+    ex = Exchange()
+    try:
+        key = pipeline.authenticate(gw, scope["headers"])
+    except TollhouseError as exc:
+        await _fail(send, ex, exc)
+        return
+    data: list[dict[str, Any]] = [
+        {"id": name, "object": "model", "created": 0, "owned_by": m.deployments[0].provider}
+        for name, m in gw.models.items()
+        if pipeline.key_allows(key, name) or pipeline.key_allows(key, m.name)
+    ]
+    await asgi.send_json(send, 200, {"object": "list", "data": data})
+
+
+_OK = orjson.dumps({"status": "ok"})
+
+
+async def healthz(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+    await asgi.send_bytes(send, 200, _OK, [asgi.JSON])
+
+
+async def readyz(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+    """Ready when started and the store answers (bounded wait)."""
+    store_ok = False
+    if gw.started:
+        try:
+            store_ok = bool(await asyncio.wait_for(gw.store.ping(), timeout=2.0))
+        except Exception as exc:  # any store failure means "not ready", with the reason
+            log.warning("readyz: store ping failed: %s", exc)
+    status = 200 if store_ok else 503
+    body = {"status": "ok" if store_ok else "unavailable", "store": store_ok}
+    await asgi.send_json(send, status, body)
