@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import orjson
-
 from tests.support.gateway import Stack
 from tests.support.upstream import Upstream
 

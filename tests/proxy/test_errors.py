@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-
-from tests.support.gateway import GatewayProcess, Stack, create_key, write_config
+from tests.support.gateway import Stack, create_key, write_config
 from tests.support.upstream import Upstream
+
 from tollhouse.store import open_store
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

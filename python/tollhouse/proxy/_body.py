@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tollhouse.errors import InvalidRequest, PayloadTooLarge
-from tollhouse.proxy.asgi import Receive
+from tollhouse.proxy.asgi import Message, Receive
 
 
 class ClientGone(Exception):
@@ -31,7 +29,7 @@ async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], cap: i
     length = declared_length(headers)
     if length is not None and length > cap:
         raise _too_large(cap)
-    message: dict[str, Any] = await receive()
+    message: Message = await receive()
     if message["type"] != "http.request":
         raise ClientGone
     body: bytes = message.get("body", b"")
