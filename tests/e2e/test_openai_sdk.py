@@ -6,7 +6,6 @@ import json
 
 import openai
 import pytest
-
 from tests.support.gateway import Stack
 from tests.support.upstream import Upstream
 

@@ -133,8 +133,10 @@ class Upstream:
                 if i == self.cut_after and request.transport is not None:
                     request.transport.close()
                     return resp
-                if plan.chunk_delay_ms and i and await self._gone(
-                    request, plan.chunk_delay_ms / 1000
+                if (
+                    plan.chunk_delay_ms
+                    and i
+                    and await self._gone(request, plan.chunk_delay_ms / 1000)
                 ):
                     return resp
                 await resp.write(event)
