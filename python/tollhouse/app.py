@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from tollhouse import control
 from tollhouse.config import Config, load_config
 from tollhouse.errors import MethodNotAllowed, NotFound, TollhouseError
 from tollhouse.gateway import Gateway
@@ -107,9 +108,7 @@ class App:
 
 def build_app(config: Config, gw: Gateway | None = None) -> App:
     gw = gw or Gateway.from_config(config)
-    # The control plane (tollhouse.control.routes(gw)) is mounted here once it lands.
-    control_routes: list[BaseRoute] = []
-    return App(gw, control_routes)
+    return App(gw, control.routes(gw))
 
 
 def app_from_env() -> App:

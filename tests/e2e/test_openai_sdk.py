@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import openai
 import pytest
 from tests.support.gateway import Stack
@@ -196,3 +197,16 @@ async def test_async_client_stream_and_not(stack: Stack, upstream: Upstream) -> 
         assert text == upstream.engine.options.reply
     finally:
         await c.close()
+
+
+def test_generation_lookup_matches_request_id(stack: Stack) -> None:
+    raw = client(stack).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    )
+    request_id = raw.headers["x-gate-request-id"]
+    assert stack.generation(request_id) is not None  # written by the background writer
+    resp = httpx.get(f"{stack.url}/generation", params={"id": request_id}, headers=stack.headers())
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    assert data["id"] == request_id
+    assert data["total_cost"] == pytest.approx(float(raw.headers["x-gate-cost"]), abs=1e-6)
