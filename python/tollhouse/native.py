@@ -95,6 +95,91 @@ def warm_up_tokenizers() -> None:
 # redact
 # ---------------------------------------------------------------------------------------
 
+Span = _core.Span
+Redaction = _core.Redaction
+StreamRedactor = _core.StreamRedactor
+
+
+def _modes(modes: Mapping[str, str] | None) -> dict[str, str] | None:
+    return None if modes is None else dict(modes)
+
+
+class Redactor:
+    """Compiled secret/PII detectors (immutable; build a new one on config reload).
+
+    ``families`` None enables every built-in family; ``custom`` adds ``(TYPE_NAME, regex)``
+    patterns (Rust regex syntax, linear-time); an invalid one raises ``ConfigError``.
+    Modes map a family name (or ``"default"``) to ``"mask"``, ``"hash"`` or ``"block"``
+    (masked here; blocking is the pipeline's decision).
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(
+        self,
+        families: Sequence[str] | None = None,
+        custom: Sequence[tuple[str, str]] | None = None,
+        hash_salt: str | None = None,
+    ) -> None:
+        with _config_errors():
+            self._core = _core.Redactor(
+                None if families is None else list(families),
+                None if custom is None else [(name, rx) for name, rx in custom],
+                hash_salt,
+            )
+
+    @staticmethod
+    def families() -> list[str]:
+        """All built-in family names."""
+        return _core.Redactor.families()
+
+    def enabled(self) -> list[str]:
+        """The families this redactor detects, built-in and custom."""
+        return self._core.enabled()
+
+    def scan(self, text: str) -> list[Span]:
+        return self._core.scan(text)
+
+    def redact(self, text: str, modes: Mapping[str, str] | None = None) -> Redaction:
+        with _config_errors():
+            return self._core.redact(text, _modes(modes))
+
+    def redact_many(
+        self, texts: Sequence[str], modes: Mapping[str, str] | None = None
+    ) -> list[Redaction]:
+        with _config_errors():
+            return self._core.redact_many(list(texts), _modes(modes))
+
+    def redact_parts(
+        self, parts: Sequence[str], modes: Mapping[str, str] | None = None
+    ) -> list[Redaction]:
+        """Redact the content parts of one message as the upstream sees them (joined)."""
+        with _config_errors():
+            return self._core.redact_parts(list(parts), _modes(modes))
+
+    def stream(self, modes: Mapping[str, str] | None = None) -> StreamRedactor:
+        with _config_errors():
+            return self._core.stream(_modes(modes))
+
+    def __repr__(self) -> str:
+        return repr(self._core)
+
+
+def luhn_valid(digits: str) -> bool:
+    return _core.luhn_valid(digits)
+
+
+def iban_valid(iban: str) -> bool:
+    return _core.iban_valid(iban)
+
+
+def ssn_valid(ssn: str) -> bool:
+    return _core.ssn_valid(ssn)
+
+
+def shannon_entropy(text: str) -> float:
+    return _core.shannon_entropy(text)
+
 
 # (end of redact)
 
