@@ -25,6 +25,7 @@ from tollhouse import control
 from tollhouse.config import Config, load_config
 from tollhouse.errors import MethodNotAllowed, NotFound, TollhouseError
 from tollhouse.gateway import Gateway
+from tollhouse.metrics import METRICS, metrics_route
 from tollhouse.proxy import asgi, routes
 
 log = logging.getLogger("tollhouse")
@@ -78,12 +79,13 @@ class App:
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await gw.start()
             try:
-                yield
+                async with METRICS.flusher():
+                    yield
             finally:
                 await gw.stop()
 
         self.starlette = Starlette(
-            routes=control_routes,
+            routes=[*control_routes, metrics_route()],
             lifespan=lifespan,
             exception_handlers={
                 TollhouseError: _tollhouse_error,
@@ -108,6 +110,7 @@ class App:
 
 def build_app(config: Config, gw: Gateway | None = None) -> App:
     gw = gw or Gateway.from_config(config)
+    METRICS.configure(config)
     return App(gw, control.routes(gw))
 
 

@@ -71,17 +71,23 @@ def _serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
 
-    Granian(
-        target="tollhouse.app:app_from_env",
-        factory=True,
-        interface=Interfaces.ASGI,
-        address=host,
-        port=port,
-        workers=workers,
-        http=HTTPModes.http1,
-        websockets=False,
-        log_access=False,
-    ).serve()
+    from tollhouse.metrics import cleanup_multiprocess_dir, prepare_multiprocess_dir
+
+    metrics_dir = prepare_multiprocess_dir()
+    try:
+        Granian(
+            target="tollhouse.app:app_from_env",
+            factory=True,
+            interface=Interfaces.ASGI,
+            address=host,
+            port=port,
+            workers=workers,
+            http=HTTPModes.http1,
+            websockets=False,
+            log_access=False,
+        ).serve()
+    finally:
+        cleanup_multiprocess_dir(metrics_dir)
     return 0
 
 

@@ -39,7 +39,13 @@ from tollhouse._metrics_families import (
     Totals,
     render,
 )
-from tollhouse._metrics_files import ENV_DIR, WorkerFile, collect, prepare_directory
+from tollhouse._metrics_files import (
+    ENV_DIR,
+    WorkerFile,
+    collect,
+    prepare_directory,
+    remove_directory,
+)
 from tollhouse.config import Config
 from tollhouse.errors import ConfigError
 
@@ -422,10 +428,17 @@ METRICS = Metrics.from_env()
 
 def prepare_multiprocess_dir(path: str | Path | None = None) -> Path:
     """For ``serve``: make the shared directory before Granian starts its workers
-    (they find it in ``TOLLHOUSE_METRICS_DIR``) and point ``METRICS`` at it."""
-    directory = prepare_directory(path)
+    (they find it in ``TOLLHOUSE_METRICS_DIR``) and point ``METRICS`` at it.  ``path``
+    defaults to ``$TOLLHOUSE_METRICS_DIR``, else a fresh directory on /dev/shm."""
+    directory = prepare_directory(path or os.environ.get(ENV_DIR) or None)
     METRICS.set_directory(directory)
     return directory
+
+
+def cleanup_multiprocess_dir(directory: str | Path) -> None:
+    """For ``serve`` at exit: remove the snapshots (the counters end with the server)."""
+    METRICS.set_directory(None)
+    remove_directory(directory)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -446,6 +459,7 @@ __all__ = [
     "METRICS",
     "Metrics",
     "MetricsSettings",
+    "cleanup_multiprocess_dir",
     "metrics_endpoint",
     "metrics_route",
     "parse_settings",

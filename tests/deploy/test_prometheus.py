@@ -1,15 +1,15 @@
 """The deploy assets against a real Prometheus (Debian package ``prometheus``).
 
 promtool checks the shipped config and rules and runs the rules' unit tests; then a
-Prometheus on 127.0.0.1 scrapes a running multi-worker app (the shipped config with only
-the target and intervals changed) and the test queries the scraped series, the loaded
-alert rules and every expression of the Grafana dashboard through the HTTP API.
+Prometheus on 127.0.0.1 scrapes a running ``tollhouse serve --workers 2`` (the shipped
+config with only the target and intervals changed) and the test queries the scraped
+series, the loaded alert rules and every expression of the Grafana dashboard through
+the HTTP API.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import yaml
-from tests.support.servers import free_port, granian, stop_group, wait_http
+from tests.support.gateway import Stack
+from tests.support.metrics_stack import two_worker_stack
+from tests.support.servers import free_port, stop_group, wait_http
 
 from tollhouse._metrics_families import FAMILIES
-from tollhouse._metrics_files import ENV_DIR, prepare_directory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEPLOY = ROOT / "deploy"
@@ -102,17 +104,14 @@ def test_compose_wires_every_part() -> None:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    d = tmp_path_factory.mktemp("metrics-prom") / "shared"
-    saved = os.environ.get(ENV_DIR)
-    prepare_directory(d)
-    env = dict(os.environ)
-    if saved is None:
-        del os.environ[ENV_DIR]
-    else:
-        os.environ[ENV_DIR] = saved
-    with granian("tests.support.metrics_app:app", workers=2, env=env, ready="/pid") as base:
-        yield base
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
+    with two_worker_stack(tmp_path_factory.mktemp("metrics-prom"), redis_url) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def app_url(stack: Stack) -> str:
+    return stack.gateway.base_url
 
 
 @pytest.fixture(scope="module")
@@ -169,22 +168,30 @@ def _until(prom: str, expr: str, want: float, timeout: float = 60.0) -> float:
     pytest.fail(f"{expr} = {seen}, wanted {want} within {timeout} s")
 
 
-def test_prometheus_scrapes_the_workers_as_one(app_url: str, prometheus: str) -> None:
-    for _ in range(30):
-        httpx.get(f"{app_url}/hit", timeout=5)
+def test_prometheus_scrapes_the_workers_as_one(stack: Stack, prometheus: str) -> None:
+    body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    cost = 0
+    for _ in range(30):  # a fresh connection each, so both workers serve
+        resp = httpx.post(
+            f"{stack.url}/chat/completions", content=body, headers=stack.headers(), timeout=10
+        )
+        assert resp.status_code == 200
+        cost += round(float(resp.headers["x-gate-cost"]) * 1_000_000)
     for _ in range(4):
-        httpx.get(f"{app_url}/hit", params={"status": "502"}, timeout=5)
-    text = httpx.get(f"{app_url}/metrics", timeout=5).text
+        bad = stack.headers("gk_not_a_key")
+        resp = httpx.post(f"{stack.url}/chat/completions", content=body, headers=bad, timeout=10)
+        assert resp.status_code == 401
+    text = httpx.get(f"{stack.gateway.base_url}/metrics", timeout=5).text
     lint = _promtool("check", "metrics", stdin=text)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
     _until(prometheus, 'up{job="tollhouse"}', 1)
-    sel = 'tollhouse_requests_total{model="mock-1",provider="mock",status="200"}'
+    sel = 'tollhouse_requests_total{model="gpt-4o-mini",provider="up",status="200"}'
     assert _until(prometheus, sel, 30) == 30
     assert _until(prometheus, "sum(tollhouse_workers)", 2) == 2
-    assert _until(prometheus, 'tollhouse_requests_total{status="502"}', 4) == 4
-    cost = _query(prometheus, "sum(tollhouse_cost_usd_total)")
-    assert float(cost[0]["value"][1]) == pytest.approx(34 * 20e-6)
+    assert _until(prometheus, 'tollhouse_requests_total{code="invalid_key"}', 4) == 4
+    spent = _query(prometheus, 'sum(tollhouse_cost_usd_total{model="gpt-4o-mini"})')
+    assert float(spent[0]["value"][1]) == pytest.approx(cost / 1e6, abs=1e-12)
 
 
 def test_prometheus_loads_rules_and_dashboard_queries(prometheus: str) -> None:

@@ -24,6 +24,7 @@ from tollhouse import native
 from tollhouse.errors import InvalidRequest, ModelNotAllowed, ModelNotFound, NoProviderKey
 from tollhouse.gateway import Gateway
 from tollhouse.guard.keys import bearer_token
+from tollhouse.metrics import METRICS
 from tollhouse.providers import Provider
 from tollhouse.proxy import asgi
 from tollhouse.store.base import KeyRecord, SpendRow
@@ -325,8 +326,27 @@ def gate_headers(ex: Exchange, *, cost: bool) -> list[asgi.Header]:
 # -- record ----------------------------------------------------------------------------
 
 
+def observe(ex: Exchange) -> None:
+    """Count the finished request in the worker's metrics (plain additions, no I/O)."""
+    route, usage = ex.route, ex.usage
+    METRICS.observe_request(
+        route.model if route is not None else "",
+        route.provider.name if route is not None else "",
+        ex.status,
+        ex.error_code or "",
+        total_s=time.perf_counter() - ex.started,
+        upstream_s=ex.upstream_s or None,
+        ttft_s=ex.ttft_s,
+        tokens_in=usage.prompt_tokens if usage is not None else 0,
+        tokens_out=usage.completion_tokens if usage is not None else 0,
+        cost_micros=ex.cost_micros,
+    )
+
+
 def record(gw: Gateway, ex: Exchange) -> None:
-    """Hand the spend row to the background writer (never awaits the store)."""
+    """Count the request in the metrics and hand the spend row to the background writer
+    (never awaits the store)."""
+    observe(ex)
     key, route = ex.key, ex.route
     if key is None or route is None:
         return
