@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 
 from tollhouse.store import SqlStore, open_store
 

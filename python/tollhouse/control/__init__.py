@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from tollhouse.control import keys, lookups
+from tollhouse.control import credits, enforcement, guardrails, keys, lookups
 from tollhouse.control._auth import ControlGateway, require_admin
+from tollhouse.control.guardrails import LimitsGateway
 
 __all__ = ["ControlGateway", "require_admin", "routes"]
 
 
 def routes(gw: ControlGateway) -> list[BaseRoute]:
     """Every control-plane route, bound to a running gateway."""
-    return [*keys.routes(gw), *lookups.routes(gw)]
+    out = [*keys.routes(gw), *lookups.routes(gw), *credits.routes(gw)]
+    if isinstance(gw, LimitsGateway):  # a gateway running the limits stage
+        out += [*guardrails.routes(gw), *enforcement.routes(gw)]
+    return out

@@ -273,6 +273,21 @@ class Limiter:
         local = await self._local.reserve(charges, now_ms=now, hold_ms=self.config.hold_ms)
         return local, self._local
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    async def read_levels(self, charges: Sequence[Charge], now: int) -> list[Level]:
+        """Current levels (enforcement check, credits), following ``fail_mode``."""
+        if not self._down:
+            try:
+                return await self.counters.levels(charges, now_ms=now)
+            except CountersUnavailable as exc:
+                self._mark_down(exc)
+        if self.fail_mode == "closed":
+            raise Unavailable("spend limits cannot be read right now (counters unavailable)")
+        return await self._local.levels(charges, now_ms=now)
+
     async def _level(self, backend: Counters, charge: Charge, now: int) -> Level | None:
         try:
             (level,) = await backend.levels([charge], now_ms=now)
