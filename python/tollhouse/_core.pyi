@@ -42,6 +42,7 @@ class Redaction:
 class StreamRedactor:
     count: int
     held: int
+    families: list[str]
     def feed(self, chunk: str) -> str: ...
     def finish(self) -> str: ...
 

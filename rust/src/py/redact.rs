@@ -36,7 +36,7 @@ impl PySpan {
     }
 }
 
-/// A masked text, how many secrets were masked and their families.
+/// A masked text, how many secrets were masked and their families (sorted by name).
 #[pyclass(frozen, module = "tollhouse._core", name = "Redaction", get_all)]
 pub struct PyRedaction {
     text: String,
@@ -56,15 +56,17 @@ impl PyRedaction {
     }
 }
 
+fn names(r: &Redactor, ids: &[u16]) -> Vec<String> {
+    let mut out: Vec<String> = ids.iter().map(|&f| r.family_name(f).to_string()).collect();
+    out.sort_unstable();
+    out
+}
+
 fn to_py(r: &Redactor, red: Redacted) -> PyRedaction {
     PyRedaction {
+        families: names(r, &red.families),
         text: red.text,
         count: red.count,
-        families: red
-            .families
-            .iter()
-            .map(|&f| r.family_name(f).to_string())
-            .collect(),
     }
 }
 
@@ -244,6 +246,12 @@ impl PyStreamRedactor {
     #[getter]
     fn count(&self) -> usize {
         self.inner.count()
+    }
+
+    /// Families masked so far, sorted by name.
+    #[getter]
+    fn families(&self) -> Vec<String> {
+        names(self.inner.redactor(), self.inner.families())
     }
 
     #[getter]

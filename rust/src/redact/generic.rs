@@ -67,7 +67,14 @@ pub fn plausible_secret(v: &[u8], min_entropy: f64) -> bool {
     if !(MIN_LEN..=MAX_LEN).contains(&v.len()) {
         return false;
     }
-    if matches!(v[0], b'$' | b'<' | b'{' | b'%' | b'[' | b'(' | b'*') {
+    // Template references and placeholders: ${X}, <X>, %X%, %(x)s, ********.
+    if matches!(v[0], b'$' | b'<' | b'{' | b'[' | b'(') {
+        return false;
+    }
+    if v[0] == b'%' && (v[v.len() - 1] == b'%' || v[1] == b'(') {
+        return false;
+    }
+    if v.iter().filter(|&&b| b == b'*').count() * 2 >= v.len() {
         return false;
     }
     if v.iter().any(|&b| matches!(b, b'(' | b'{' | b'<' | b'[')) {

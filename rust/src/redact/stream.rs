@@ -109,6 +109,11 @@ impl StreamRedactor {
         &self.families
     }
 
+    /// The redactor this stream uses.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// Bytes held back right now.
     pub fn held(&self) -> usize {
         self.pending.len()
