@@ -2,7 +2,7 @@
 PY ?= python3
 PROFILE ?= ci
 
-.PHONY: help build-dev build-release format lint test test-rust bench
+.PHONY: help build-dev build-release format lint test test-rust bench load
 
 help:
 	@echo "build-dev  build the extension into the active venv ($(PROFILE) profile)"
@@ -10,6 +10,7 @@ help:
 	@echo "lint       ruff, mypy, cargo fmt --check, clippy"
 	@echo "test       cargo test + pytest"
 	@echo "bench      criterion + pytest-benchmark"
+	@echo "load       Locust traffic mix against a mock upstream (installs locust)"
 
 build-dev:
 	maturin develop --profile $(PROFILE) -E dev
@@ -39,3 +40,7 @@ test: test-rust
 bench:
 	cargo bench --no-default-features
 	$(PY) -m pytest benches -p benchmark --benchmark-only
+
+load:
+	$(PY) -m pip install -q "locust>=2.30"
+	$(PY) benches/load/run_locust.py $(LOAD_ARGS)
