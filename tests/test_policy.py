@@ -215,3 +215,36 @@ def test_globs_match_fnmatch(glob: str, model: str) -> None:
         return
     matcher = PolicyMatcher([{"id": "deny", "models_deny": [glob]}])
     assert bool(matcher.check("", model=model)) == fnmatch.fnmatchcase(model, glob)
+
+
+LONG_WORD = st.text(alphabet="abAB_-", min_size=4, max_size=7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keywords=st.lists(LONG_WORD, min_size=80, max_size=120, unique=True),
+    picks=st.lists(st.integers(min_value=0, max_value=79), max_size=4),
+    noise=st.text(alphabet="abAB _-.", max_size=60),
+    whole_word=st.booleans(),
+    case_sensitive=st.booleans(),
+)
+def test_large_keyword_sets_match_python_reference(
+    keywords: list[str],
+    picks: list[int],
+    noise: str,
+    whole_word: bool,
+    case_sensitive: bool,
+) -> None:
+    # 80+ keywords of 4+ bytes take the sampled 4-gram index instead of the automaton.
+    text = noise + " ".join(keywords[i].swapcase() if i % 2 else keywords[i] for i in picks)
+    chunks = [keywords[i : i + 20] for i in range(0, len(keywords), 20)]
+    specs = [
+        {"id": f"r{i}", "keywords": kws, "case_sensitive": case_sensitive, "whole_word": whole_word}
+        for i, kws in enumerate(chunks)
+    ]
+    expected = [
+        f"r{i}"
+        for i, kws in enumerate(chunks)
+        if reference_keyword_rule(text, kws, case_sensitive, whole_word)
+    ]
+    assert ids(PolicyMatcher(specs), text) == expected

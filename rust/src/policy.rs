@@ -10,6 +10,7 @@
 //! keyword, pattern or glob that fired — never the surrounding text.
 
 mod glob;
+mod grams;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -17,6 +18,7 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use crate::CoreError;
 
 pub use glob::matches as glob_matches;
+use grams::GramIndex;
 
 /// What a rule asks the gateway to do when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,6 +95,9 @@ const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 const REGEX_SET_SIZE_LIMIT: usize = 256 * 1024 * 1024;
 /// Above this many keyword bytes the automaton is left as an NFA rather than a DFA.
 const DFA_PATTERN_BYTES: usize = 1 << 20;
+/// From this many keywords of 4+ bytes on, they go into the sampled 4-gram index; fewer
+/// are faster in the automaton (which then has a SIMD prefilter).
+const GRAM_INDEX_PATTERNS: usize = 64;
 
 #[derive(Debug)]
 struct Rule {
@@ -115,13 +120,14 @@ struct Owner {
 
 #[derive(Debug)]
 struct KeywordSet {
-    ac: AhoCorasick,
-    /// For each automaton pattern, the rule keywords it stands for.
+    /// For each distinct pattern, the rule keywords it stands for.
     owners: Vec<Vec<Owner>>,
     /// The distinct rules with a keyword here.
     rules: Vec<u32>,
-    /// The longest pattern, in bytes.
-    max_len: usize,
+    /// The automaton over the patterns the gram index does not hold (all of them for
+    /// small sets), the pattern id of each of its patterns, and its longest pattern.
+    ac: Option<(AhoCorasick, Vec<u32>, usize)>,
+    grams: Option<GramIndex>,
 }
 
 /// The rule keyword a `RegexSet` pattern stands for: non-ASCII keywords of
@@ -184,33 +190,60 @@ impl KeywordSetBuilder {
         if self.patterns.is_empty() {
             return Ok(None);
         }
-        let bytes: usize = self.patterns.iter().map(String::len).sum();
-        let mut builder = AhoCorasick::builder();
-        builder
-            .match_kind(AcMatchKind::Standard)
-            .ascii_case_insensitive(case_insensitive);
-        if bytes <= DFA_PATTERN_BYTES {
-            builder.kind(Some(AhoCorasickKind::DFA));
+        let long = self
+            .patterns
+            .iter()
+            .filter(|p| p.len() >= grams::MIN_LEN)
+            .count();
+        let use_grams = long >= GRAM_INDEX_PATTERNS;
+        let mut gram_patterns = Vec::new();
+        let mut ac_patterns = Vec::new();
+        let mut ac_ids = Vec::new();
+        for (id, pattern) in self.patterns.iter().enumerate() {
+            if use_grams && pattern.len() >= grams::MIN_LEN {
+                gram_patterns.push((id as u32, pattern.as_bytes().to_vec()));
+            } else {
+                ac_patterns.push(pattern.as_str());
+                ac_ids.push(id as u32);
+            }
         }
-        let ac = match builder.build(&self.patterns) {
-            Ok(ac) => ac,
-            // A DFA too large for the automaton's own limits: fall back to the NFA.
-            Err(_) => AhoCorasick::builder()
-                .match_kind(AcMatchKind::Standard)
-                .ascii_case_insensitive(case_insensitive)
-                .build(&self.patterns)
-                .map_err(|e| CoreError::config("policy keywords", e.to_string()))?,
+        let ac = if ac_patterns.is_empty() {
+            None
+        } else {
+            let max_len = ac_patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+            Some((automaton(&ac_patterns, case_insensitive)?, ac_ids, max_len))
         };
+        let grams =
+            (!gram_patterns.is_empty()).then(|| GramIndex::new(gram_patterns, case_insensitive));
         let mut rules: Vec<u32> = self.owners.iter().flatten().map(|o| o.rule).collect();
         rules.sort_unstable();
         rules.dedup();
-        let max_len = self.patterns.iter().map(String::len).max().unwrap_or(0);
         Ok(Some(KeywordSet {
-            ac,
             owners: self.owners,
             rules,
-            max_len,
+            ac,
+            grams,
         }))
+    }
+}
+
+fn automaton(patterns: &[&str], case_insensitive: bool) -> Result<AhoCorasick, CoreError> {
+    let bytes: usize = patterns.iter().map(|p| p.len()).sum();
+    let mut builder = AhoCorasick::builder();
+    builder
+        .match_kind(AcMatchKind::Standard)
+        .ascii_case_insensitive(case_insensitive);
+    if bytes <= DFA_PATTERN_BYTES {
+        builder.kind(Some(AhoCorasickKind::DFA));
+    }
+    match builder.build(patterns) {
+        Ok(ac) => Ok(ac),
+        // A DFA too large for the automaton's own limits: fall back to the NFA.
+        Err(_) => AhoCorasick::builder()
+            .match_kind(AcMatchKind::Standard)
+            .ascii_case_insensitive(case_insensitive)
+            .build(patterns)
+            .map_err(|e| CoreError::config("policy keywords", e.to_string())),
     }
 }
 
@@ -436,30 +469,34 @@ impl PolicyMatcher {
         if pending == 0 {
             return;
         }
-        // Most texts match nothing: one plain search (the automaton's fastest loop) answers
-        // that. Only after a hit does the overlapping walk start, from the earliest place a
-        // match ending at or after the first one can begin.
-        let Some(first) = set.ac.find(text) else {
-            return;
-        };
-        let from = first.end().saturating_sub(set.max_len);
-        let input = aho_corasick::Input::new(text).span(from..text.len());
-        for m in set.ac.find_overlapping_iter(input) {
-            for owner in &set.owners[m.pattern().as_usize()] {
+        let mut record = |pattern: u32, start: usize, end: usize| -> bool {
+            for owner in &set.owners[pattern as usize] {
                 let slot = &mut found[owner.rule as usize];
-                if slot.is_some() {
-                    continue;
-                }
-                if owner.whole_word && !whole_word_at(text, m.start(), m.end()) {
+                if slot.is_some() || (owner.whole_word && !whole_word_at(text, start, end)) {
                     continue;
                 }
                 let keyword = &self.rules[owner.rule as usize].keywords[owner.keyword as usize];
                 *slot = Some((MatchKind::Keyword, keyword.clone()));
                 pending -= 1;
             }
-            if pending == 0 {
-                break;
+            pending == 0
+        };
+        if let Some((ac, ids, max_len)) = &set.ac {
+            // Most texts match nothing: one plain search (the automaton's fastest loop)
+            // answers that. Only after a hit does the overlapping walk start, from the
+            // earliest place a match ending at or after the first one can begin.
+            if let Some(first) = ac.find(text) {
+                let from = first.end().saturating_sub(*max_len);
+                let input = aho_corasick::Input::new(text).span(from..text.len());
+                for m in ac.find_overlapping_iter(input) {
+                    if record(ids[m.pattern().as_usize()], m.start(), m.end()) {
+                        return;
+                    }
+                }
             }
+        }
+        if let Some(grams) = &set.grams {
+            grams.scan(text.as_bytes(), record);
         }
     }
 }
@@ -527,6 +564,52 @@ mod tests {
         let m = PolicyMatcher::new(vec![ww, kw("long", &["xbombx"])]).unwrap();
         assert_eq!(ids(&m, &m.check("_bomb then bomb", None, None)), ["ww"]);
         assert_eq!(ids(&m, &m.check("abomb xbombx", None, None)), ["long"]);
+    }
+
+    #[test]
+    fn large_keyword_sets_agree_with_small_ones() {
+        // 200 keywords take the 4-gram index; the same keywords one rule at a time (with
+        // a few short ones) are checked against a brute-force reference.
+        let words: Vec<String> = (0..200).map(|i| format!("kw{i:03}x")).collect();
+        let mut rules: Vec<RuleSpec> = words
+            .chunks(10)
+            .enumerate()
+            .map(|(r, chunk)| RuleSpec {
+                id: format!("r{r}"),
+                keywords: chunk.to_vec(),
+                whole_word: r % 2 == 1,
+                case_sensitive: r % 3 == 2,
+                ..RuleSpec::default()
+            })
+            .collect();
+        rules.push(kw("short", &["zq"]));
+        let m = PolicyMatcher::new(rules.clone()).unwrap();
+        assert!(m.insensitive.as_ref().unwrap().grams.is_some());
+        for text in [
+            "nothing here",
+            "KW005X and kw017x",
+            "xkw031x kw033x_ kw045X.",
+            "kw199x",
+            "zq kw100xkw101x",
+            "Kw062x kw062x",
+        ] {
+            let expected: Vec<String> = rules
+                .iter()
+                .filter(|r| {
+                    r.keywords.iter().any(|k| {
+                        let (t, k) = if r.case_sensitive {
+                            (text.to_owned(), k.clone())
+                        } else {
+                            (text.to_ascii_lowercase(), k.to_ascii_lowercase())
+                        };
+                        t.match_indices(&k)
+                            .any(|(at, _)| !r.whole_word || whole_word_at(&t, at, at + k.len()))
+                    })
+                })
+                .map(|r| r.id.clone())
+                .collect();
+            assert_eq!(ids(&m, &m.check(text, None, None)), expected, "{text}");
+        }
     }
 
     #[test]
