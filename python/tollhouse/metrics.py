@@ -290,20 +290,24 @@ class Metrics:
         h[bisect_left(OVERHEAD_BUCKETS, seconds)] += 1
         h[-1] += seconds
 
+    def _scope_name(self, scope: str, name: str) -> str:
+        """Key names only with key_labels; team/agent/feature/guardrail names (configured,
+        so few) up to the label cap.  Never pass a key hash or a raw key."""
+        return self._key_name(name) if scope == "key" else self._bounded(f"name:{scope}", name)
+
     def observe_rate_limited(self, scope: str, limit: str, name: str = "") -> None:
-        """A request refused by a limit: ``scope`` key|team|model|global|user, ``limit``
-        rpm|tpm|budget|..., ``name`` the key or team name (kept only with key_labels)."""
+        """A request refused by a limit: ``scope`` key|team|agent|feature|guardrail,
+        ``limit`` rpm|tpm|cost_budget|tokens_budget|..., ``name`` the scope's name."""
         labels = (self._bounded("scope", scope), self._bounded("limit", limit))
-        self._inc("tollhouse_rate_limit_rejections_total", (*labels, self._key_name(name)))
+        name = self._scope_name(scope, name)
+        self._inc("tollhouse_rate_limit_rejections_total", (*labels, name))
 
     def set_budget_remaining(self, scope: str, name: str, remaining_micros: int) -> None:
         """Budget left for a scope.  Per-key values are kept only with key_labels on."""
         if scope == "key" and not self.settings.key_labels:
             return
-        key = self._key_name(name) if scope == "key" else self._bounded(f"scope:{scope}", name)
-        self._set(
-            "tollhouse_budget_remaining_usd", (self._bounded("scope", scope), key), remaining_micros
-        )
+        labels = (self._bounded("scope", scope), self._scope_name(scope, name))
+        self._set("tollhouse_budget_remaining_usd", labels, max(0, remaining_micros))
 
     def set_breaker_state(self, deployment: str, state: BreakerState) -> None:
         """``deployment`` as ``provider/model``."""

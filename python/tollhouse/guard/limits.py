@@ -45,6 +45,7 @@ from tollhouse.guard.budgets import Budget, Clock, Window
 from tollhouse.guard.guardrails import Guardrail, RequestScope
 from tollhouse.guard.limits_config import LimitsConfig
 from tollhouse.guard.ratelimit import RateLimit, headers
+from tollhouse.metrics import METRICS
 from tollhouse.store.base import KeyRecord
 
 log = logging.getLogger("tollhouse.limits")
@@ -154,6 +155,7 @@ class Limiter:
         return self._down
 
     def _mark_down(self, exc: CountersUnavailable) -> None:
+        METRICS.set_backend_up("counters", False)
         if not self._down:
             log.error("counters unavailable (%s); fail_mode=%s", exc.message, self.fail_mode)
         self._down = True
@@ -165,6 +167,7 @@ class Limiter:
                 if self._down and await self.counters.ping():
                     log.warning("counters reachable again; normal enforcement resumes")
                     self._down = False
+                    METRICS.set_backend_up("counters", True)
                 if not self._down and self._pending:
                     await self._flush_pending()
             except asyncio.CancelledError:
@@ -240,7 +243,10 @@ class Limiter:
             if isinstance(result, Reservation):
                 return self._admitted(ask, result, backend, windows, rates)
             if result.index >= len(windows):  # a rate limit: refuse at once
-                raise self._rate_error(rates[result.index - len(windows)], result)
+                rate = rates[result.index - len(windows)]
+                kind = "rpm" if rate.kind == "requests" else "tpm"
+                METRICS.observe_rate_limited(rate.scope, kind, _name(rate, ask))
+                raise self._rate_error(rate, result)
             budget, w = windows[result.index]
             rail = by_id.get(budget.id) if budget.scope == "guardrail" else None
             if rail is not None and rail.action == "route" and rail.id not in ask.routed_by:
@@ -255,6 +261,9 @@ class Limiter:
                 continue
             used = level.used if level is not None else result.level
             await self._refused(budget, w, used, ask)
+            METRICS.observe_rate_limited(
+                budget.scope, f"{budget.metric}_budget", _name(budget, ask)
+            )
             raise self._budget_error(budget, w, rail, now)
 
     async def _reserve(
@@ -373,6 +382,7 @@ class Limiter:
     async def _observe(self, budget: Budget, w: Window, used: int, ask: Ask | None) -> None:
         if budget.metric != "cost":
             return
+        METRICS.set_budget_remaining(budget.scope, _name(budget, ask), budget.limit - used)
         team, key_name = _who(ask)
         try:
             await self._tracker.observe(
@@ -414,6 +424,14 @@ class Limiter:
             data["dailyLimit"] = usd(budget.limit)
         if self._emit is not None:
             self._emit(Event(BUDGET_EXCEEDED, data, team_id=team, key_name=key_name))
+
+
+def _name(limit: Budget | RateLimit, ask: Ask | None) -> str:
+    """The metrics label of a limit's scope: the key's name (never its hash), else the
+    team/agent/feature id or the guardrail's name."""
+    if limit.scope == "key":
+        return ask.key.name if ask is not None and ask.key is not None else ""
+    return getattr(limit, "name", "") or limit.id
 
 
 def _who(ask: Ask | None) -> tuple[str | None, str | None]:
