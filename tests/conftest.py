@@ -3,7 +3,6 @@
 import os
 
 from hypothesis import settings
-
 from tests.support.postgres import postgres_server, postgres_url
 from tests.support.redis import redis_server, redis_url
 
