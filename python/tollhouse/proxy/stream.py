@@ -68,8 +68,15 @@ class SSERelay:
             self.finish_reason = ready[at:end].decode("utf-8", "replace")
 
     def _events(self, ready: bytes) -> bytes:
-        out: list[bytes] = []
-        for event in ready.split(b"\n\n"):
+        # Events before the first one that needs a look go out as they are.
+        first = min(
+            (at for at in (ready.find(m) for m in (_DONE, *_USAGE_MARKS)) if at >= 0),
+            default=0,
+        )
+        cut = ready.rfind(b"\n\n", 0, first)
+        start = cut + 2 if cut >= 0 else 0
+        out: list[bytes] = [ready[:start]] if start > 0 else []
+        for event in ready[start:].split(b"\n\n"):
             if not event:
                 continue
             payload = _data(event)

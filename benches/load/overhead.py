@@ -1,0 +1,314 @@
+"""The overhead harness: a direct call vs the same call through Tollhouse, in one run.
+
+Starts a fast mock upstream (``fast_upstream.py``) on 127.0.0.1, a ``tollhouse serve``
+(1 worker, key auth on, SQLite) in front of it, and the bare pass-through floors
+(Starlette + httpx, Starlette + aiohttp, both on Granian).  For each target, at each
+concurrency, non-stream and stream, it drives keep-alive load for ``--duration`` seconds
+and reports RPS, p50/p99 latency, the added p50/p99 over the direct call, and the
+target's process-tree CPU per request read from /proc (utime + stime).
+
+    python benches/load/overhead.py                       # all targets, 1 and 8 connections
+    python benches/load/overhead.py --targets direct,tollhouse --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+import yaml
+
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of ``root`` and all its live descendants."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / TICK
+    total = 0.0
+    for pid, cpu in times.items():
+        p = pid
+        while p > 1:
+            if p == root:
+                total += cpu
+                break
+            p = parents.get(p, 0)
+    return total
+
+
+@dataclass
+class Result:
+    target: str
+    stream: bool
+    conc: int
+    requests: int
+    errors: int
+    seconds: float
+    p50: float
+    p99: float
+    ttfb50: float
+    cpu_ms: float | None
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def drive(
+    url: str, headers: dict[str, str], stream: bool, conc: int, duration: float
+) -> tuple[list[float], list[float], int]:
+    body = orjson.dumps({**BODY, "stream": True} if stream else BODY)
+    latencies: list[float] = []
+    ttfbs: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=conc, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        stop = time.perf_counter() + duration
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as resp:
+                    first = None
+                    async for _ in resp.content.iter_any():
+                        if first is None:
+                            first = time.perf_counter()
+                    t1 = time.perf_counter()
+                    if resp.status != 200:
+                        errors += 1
+                        continue
+                latencies.append((t1 - t0) * 1000)
+                ttfbs.append(((first or t1) - t0) * 1000)
+
+        await asyncio.gather(*(worker() for _ in range(conc)))
+    return latencies, ttfbs, errors
+
+
+def measure(
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    pid: int | None,
+    stream: bool,
+    conc: int,
+    duration: float,
+) -> Result:
+    asyncio.run(drive(url, headers, stream, conc, min(1.0, duration / 3)))  # warm-up
+    cpu0 = tree_cpu(pid) if pid else 0.0
+    t0 = time.perf_counter()
+    lat, ttfb, errors = asyncio.run(drive(url, headers, stream, conc, duration))
+    seconds = time.perf_counter() - t0
+    cpu = (tree_cpu(pid) - cpu0) * 1000 / max(1, len(lat)) if pid else None
+    return Result(
+        name,
+        stream,
+        conc,
+        len(lat),
+        errors,
+        seconds,
+        pct(lat, 0.5),
+        pct(lat, 0.99),
+        pct(ttfb, 0.5),
+        cpu,
+    )
+
+
+def spawn(cmd: list[str], env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_port(port, proc)
+    return proc
+
+
+def tollhouse_target(workdir: Path, upstream: str) -> tuple[subprocess.Popen[bytes], int, str]:
+    from tollhouse.guard.keys import generate_key, hash_key, key_label
+    from tollhouse.store import open_store
+    from tollhouse.store.base import KeyRecord
+
+    store = f"sqlite:///{workdir / 'bench.db'}"
+    config = {
+        "store": store,
+        "providers": {
+            "up": {"kind": "openai_compatible", "base_url": f"{upstream}/v1", "api_key": "sk-bench"}
+        },
+        "models": {"gpt-4o-mini": {"deployments": [{"provider": "up", "model": "gpt-4o-mini"}]}},
+    }
+    path = workdir / "bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    raw = generate_key()
+
+    async def make_key() -> None:
+        s = open_store(store)
+        await s.open()
+        now = time.time()
+        await s.create_key(KeyRecord(hash_key(raw), "bench", key_label(raw), now, now))
+        await s.close()
+
+    asyncio.run(make_key())
+    port = free_port()
+    cmd = [sys.executable, "-m", "tollhouse", "serve", "--config", str(path), "--port", str(port)]
+    return spawn(cmd, {}, workdir, port), port, raw
+
+
+def floor_target(app: str, upstream: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    code = (
+        "from pathlib import Path\nfrom granian import Granian\n"
+        f"Granian('passthrough:{app}', factory=True, interface='asgi', address='127.0.0.1', "
+        f"port={port}, workers=1, http='1', websockets=False, log_access=False, "
+        f"working_dir=Path({str(HERE)!r})).serve()\n"
+    )
+    return spawn([sys.executable, "-c", code], {"BENCH_UPSTREAM": upstream}, workdir, port), port
+
+
+def table(results: list[Result]) -> str:
+    direct = {(r.stream, r.conc): r for r in results if r.target == "direct"}
+    lines = [
+        "| target | mode | conns | RPS | p50 ms | p99 ms | added p50 | added p99 "
+        "| added TTFB p50 | CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        d = direct.get((r.stream, r.conc))
+        added = (
+            (f"{r.p50 - d.p50:+.3f}", f"{r.p99 - d.p99:+.3f}", f"{r.ttfb50 - d.ttfb50:+.3f}")
+            if d and r.target != "direct"
+            else ("—", "—", "—")
+        )
+        cpu = f"{r.cpu_ms:.3f}" if r.cpu_ms is not None else "—"
+        err = f" ({r.errors} err)" if r.errors else ""
+        lines.append(
+            f"| {r.target} | {'stream' if r.stream else 'non-stream'} | {r.conc} | "
+            f"{r.rps:,.0f}{err} | {r.p50:.3f} | {r.p99:.3f} | {added[0]} | {added[1]} | "
+            f"{added[2]} | {cpu} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", default="direct,tollhouse,starlette+httpx,starlette+aiohttp")
+    parser.add_argument("--conc", default="1,8")
+    parser.add_argument("--modes", default="non-stream,stream")
+    parser.add_argument("--duration", type=float, default=3.0)
+    args = parser.parse_args()
+    targets = args.targets.split(",")
+    concs = [int(c) for c in args.conc.split(",")]
+    modes = [m == "stream" for m in args.modes.split(",")]
+
+    procs: list[subprocess.Popen[bytes]] = []
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="tollhouse-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            up_port = free_port()
+            up = spawn(
+                [sys.executable, str(HERE / "fast_upstream.py"), "--port", str(up_port)],
+                {},
+                workdir,
+                up_port,
+            )
+            procs.append(up)
+            upstream = f"http://127.0.0.1:{up_port}"
+            for target in targets:
+                headers = {"content-type": "application/json"}
+                pid: int | None = None
+                if target == "direct":
+                    url = f"{upstream}/v1/chat/completions"
+                elif target == "tollhouse":
+                    proc, port, key = tollhouse_target(workdir, upstream)
+                    procs.append(proc)
+                    pid, url = proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions"
+                    headers["authorization"] = f"Bearer {key}"
+                elif target.startswith("starlette+"):
+                    app = "httpx_app" if target.endswith("httpx") else "aiohttp_app"
+                    proc, port = floor_target(app, upstream, workdir)
+                    procs.append(proc)
+                    pid, url = proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions"
+                else:
+                    raise SystemExit(f"unknown target {target}")
+                for stream in modes:
+                    for conc in concs:
+                        r = measure(target, url, headers, pid, stream, conc, args.duration)
+                        results.append(r)
+                        print(
+                            f"  {target:18} {'stream' if stream else 'plain':6} c={conc} "
+                            f"rps={r.rps:7.0f} p50={r.p50:.3f} p99={r.p99:.3f} "
+                            f"cpu={r.cpu_ms if r.cpu_ms is None else round(r.cpu_ms, 3)}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    load = os.getloadavg()
+    print(
+        f"<!-- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.1f} at the end, {args.duration:.0f} s per cell -->"
+    )
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
