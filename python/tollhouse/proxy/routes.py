@@ -107,7 +107,7 @@ async def chat_completions(
             await _complete(gw, ex, route, call, send)
     except TollhouseError as exc:
         await _fail(send, ex, exc)
-    except ClientGone:
+    except (ClientGone, OSError):  # a server that raises on send() to a closed client
         ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
     except asyncio.CancelledError:
         if watch is None or not watch.absorb():
@@ -218,7 +218,7 @@ async def embeddings(
         await asgi.send_bytes(send, 200, reply.body, out)
     except TollhouseError as exc:
         await _fail(send, ex, exc)
-    except ClientGone:
+    except (ClientGone, OSError):  # a server that raises on send() to a closed client
         ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
     except asyncio.CancelledError:
         if watch is None or not watch.absorb():
