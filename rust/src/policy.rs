@@ -11,14 +11,14 @@
 
 mod glob;
 mod grams;
+mod keywords;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind as AcMatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::CoreError;
 
 pub use glob::matches as glob_matches;
-use grams::GramIndex;
+use keywords::{KeywordSet, KeywordSetBuilder, Owner};
 
 /// What a rule asks the gateway to do when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,12 +93,6 @@ pub struct Hit {
 /// Limits that keep a hostile or mistaken config from exhausting memory at compile time.
 const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 const REGEX_SET_SIZE_LIMIT: usize = 256 * 1024 * 1024;
-/// Above this many keyword bytes the automaton is left as an NFA rather than a DFA.
-const DFA_PATTERN_BYTES: usize = 1 << 20;
-/// From this many keywords of 4+ bytes on, they go into the sampled 4-gram index; fewer
-/// are faster in the automaton (which then has a SIMD prefilter).
-const GRAM_INDEX_PATTERNS: usize = 64;
-
 #[derive(Debug)]
 struct Rule {
     id: String,
@@ -109,25 +103,6 @@ struct Rule {
     models_deny: Vec<String>,
     max_bytes: Option<u64>,
     max_tokens: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Owner {
-    rule: u32,
-    keyword: u32,
-    whole_word: bool,
-}
-
-#[derive(Debug)]
-struct KeywordSet {
-    /// For each distinct pattern, the rule keywords it stands for.
-    owners: Vec<Vec<Owner>>,
-    /// The distinct rules with a keyword here.
-    rules: Vec<u32>,
-    /// The automaton over the patterns the gram index does not hold (all of them for
-    /// small sets), the pattern id of each of its patterns, and its longest pattern.
-    ac: Option<(AhoCorasick, Vec<u32>, usize)>,
-    grams: Option<GramIndex>,
 }
 
 /// The rule keyword a `RegexSet` pattern stands for: non-ASCII keywords of
@@ -163,99 +138,6 @@ fn rule_name(spec: &RuleSpec, index: usize) -> String {
     } else {
         format!("policy rule '{}'", spec.id)
     }
-}
-
-#[derive(Default)]
-struct KeywordSetBuilder {
-    patterns: Vec<String>,
-    index: std::collections::HashMap<String, usize>,
-    owners: Vec<Vec<Owner>>,
-}
-
-impl KeywordSetBuilder {
-    fn add(&mut self, key: String, owner: Owner) {
-        let slot = match self.index.get(&key) {
-            Some(&slot) => slot,
-            None => {
-                self.patterns.push(key.clone());
-                self.owners.push(Vec::new());
-                self.index.insert(key, self.patterns.len() - 1);
-                self.patterns.len() - 1
-            }
-        };
-        self.owners[slot].push(owner);
-    }
-
-    fn build(self, case_insensitive: bool) -> Result<Option<KeywordSet>, CoreError> {
-        if self.patterns.is_empty() {
-            return Ok(None);
-        }
-        let long = self
-            .patterns
-            .iter()
-            .filter(|p| p.len() >= grams::MIN_LEN)
-            .count();
-        let use_grams = long >= GRAM_INDEX_PATTERNS;
-        let mut gram_patterns = Vec::new();
-        let mut ac_patterns = Vec::new();
-        let mut ac_ids = Vec::new();
-        for (id, pattern) in self.patterns.iter().enumerate() {
-            if use_grams && pattern.len() >= grams::MIN_LEN {
-                gram_patterns.push((id as u32, pattern.as_bytes().to_vec()));
-            } else {
-                ac_patterns.push(pattern.as_str());
-                ac_ids.push(id as u32);
-            }
-        }
-        let ac = if ac_patterns.is_empty() {
-            None
-        } else {
-            let max_len = ac_patterns.iter().map(|p| p.len()).max().unwrap_or(0);
-            Some((automaton(&ac_patterns, case_insensitive)?, ac_ids, max_len))
-        };
-        let grams =
-            (!gram_patterns.is_empty()).then(|| GramIndex::new(gram_patterns, case_insensitive));
-        let mut rules: Vec<u32> = self.owners.iter().flatten().map(|o| o.rule).collect();
-        rules.sort_unstable();
-        rules.dedup();
-        Ok(Some(KeywordSet {
-            owners: self.owners,
-            rules,
-            ac,
-            grams,
-        }))
-    }
-}
-
-fn automaton(patterns: &[&str], case_insensitive: bool) -> Result<AhoCorasick, CoreError> {
-    let bytes: usize = patterns.iter().map(|p| p.len()).sum();
-    let mut builder = AhoCorasick::builder();
-    builder
-        .match_kind(AcMatchKind::Standard)
-        .ascii_case_insensitive(case_insensitive);
-    if bytes <= DFA_PATTERN_BYTES {
-        builder.kind(Some(AhoCorasickKind::DFA));
-    }
-    match builder.build(patterns) {
-        Ok(ac) => Ok(ac),
-        // A DFA too large for the automaton's own limits: fall back to the NFA.
-        Err(_) => AhoCorasick::builder()
-            .match_kind(AcMatchKind::Standard)
-            .ascii_case_insensitive(case_insensitive)
-            .build(patterns)
-            .map_err(|e| CoreError::config("policy keywords", e.to_string())),
-    }
-}
-
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
-}
-
-/// Whether `text[start..end]` stands as a whole word: no word character touches it.
-fn whole_word_at(text: &str, start: usize, end: usize) -> bool {
-    let before = text[..start].chars().next_back();
-    let after = text[end..].chars().next();
-    !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
 }
 
 impl PolicyMatcher {
@@ -392,7 +274,9 @@ impl PolicyMatcher {
     pub fn check(&self, text: &str, model: Option<&str>, tokens: Option<u64>) -> Vec<Hit> {
         let mut found: Vec<Option<(MatchKind, String)>> = vec![None; self.rules.len()];
         for set in [&self.insensitive, &self.sensitive].into_iter().flatten() {
-            self.scan_keywords(set, text, &mut found);
+            set.scan(text, &mut found, |o: &Owner| {
+                self.rules[o.rule as usize].keywords[o.keyword as usize].clone()
+            });
         }
         if let Some(folded) = &self.folded {
             // Skip the pass when every rule with such a keyword already matched.
@@ -452,57 +336,11 @@ impl PolicyMatcher {
             .filter_map(|(rule, slot)| slot.map(|(kind, detail)| Hit { rule, kind, detail }))
             .collect()
     }
-
-    fn scan_keywords(
-        &self,
-        set: &KeywordSet,
-        text: &str,
-        found: &mut [Option<(MatchKind, String)>],
-    ) {
-        // Rules with a keyword in this automaton that have not matched yet: stop early
-        // once none is left.
-        let mut pending = set
-            .rules
-            .iter()
-            .filter(|&&r| found[r as usize].is_none())
-            .count();
-        if pending == 0 {
-            return;
-        }
-        let mut record = |pattern: u32, start: usize, end: usize| -> bool {
-            for owner in &set.owners[pattern as usize] {
-                let slot = &mut found[owner.rule as usize];
-                if slot.is_some() || (owner.whole_word && !whole_word_at(text, start, end)) {
-                    continue;
-                }
-                let keyword = &self.rules[owner.rule as usize].keywords[owner.keyword as usize];
-                *slot = Some((MatchKind::Keyword, keyword.clone()));
-                pending -= 1;
-            }
-            pending == 0
-        };
-        if let Some((ac, ids, max_len)) = &set.ac {
-            // Most texts match nothing: one plain search (the automaton's fastest loop)
-            // answers that. Only after a hit does the overlapping walk start, from the
-            // earliest place a match ending at or after the first one can begin.
-            if let Some(first) = ac.find(text) {
-                let from = first.end().saturating_sub(*max_len);
-                let input = aho_corasick::Input::new(text).span(from..text.len());
-                for m in ac.find_overlapping_iter(input) {
-                    if record(ids[m.pattern().as_usize()], m.start(), m.end()) {
-                        return;
-                    }
-                }
-            }
-        }
-        if let Some(grams) = &set.grams {
-            grams.scan(text.as_bytes(), record);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::keywords::whole_word_at;
     use super::*;
 
     fn rule(id: &str) -> RuleSpec {
