@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 from tollhouse import native
 from tollhouse.config import Config, ModelConfig
+from tollhouse.counters import open_counters
+from tollhouse.events.alerts import MemoryOnceGate, OnceGate, RedisOnceGate
+from tollhouse.events.config import parse_webhooks
+from tollhouse.events.dispatcher import WebhookDispatcher
+from tollhouse.guard.guardrail_store import GuardrailCache, GuardrailStore
 from tollhouse.guard.keys import KeyCache
+from tollhouse.guard.limits import Limiter
+from tollhouse.guard.limits_config import parse_limits
 from tollhouse.providers import Provider, build_providers
 from tollhouse.store import Store, open_store
 from tollhouse.store.writer import SpendWriter
@@ -29,6 +36,9 @@ class Gateway:
     spend: SpendWriter
     prices: native.PriceTable
     providers: dict[str, Provider]
+    limits: Limiter
+    guardrails: GuardrailCache
+    events: WebhookDispatcher
     models: dict[str, ModelConfig] = field(default_factory=dict)
     max_body_bytes: int = 32 * 1024 * 1024
     started: bool = False
@@ -45,6 +55,20 @@ class Gateway:
     @classmethod
     def from_config(cls, config: Config) -> Gateway:
         store = open_store(config.store)
+        events = WebhookDispatcher.from_config(parse_webhooks(config.section("webhooks")))
+        counters = open_counters(config.counters)
+        client = getattr(counters, "client", None)
+        # Budget alerts fire once per window across every replica sharing the counters.
+        gate: OnceGate = RedisOnceGate(client) if client is not None else MemoryOnceGate()
+        guardrails = GuardrailCache(GuardrailStore(store))
+        limits = Limiter(
+            counters,
+            config=parse_limits(config.section("limits")),
+            fail_mode=config.fail_mode,
+            guardrails=guardrails,
+            emit=events.emit,
+            gate=gate,
+        )
         return cls(
             config=config,
             store=store,
@@ -52,6 +76,9 @@ class Gateway:
             spend=SpendWriter(store),
             prices=native.PriceTable(config.pricing),
             providers=build_providers(config),
+            limits=limits,
+            guardrails=guardrails,
+            events=events,
         )
 
     async def start(self) -> None:
@@ -59,6 +86,9 @@ class Gateway:
         await self.store.open()
         await self.keys.start()
         await self.spend.start()
+        await self.guardrails.start()
+        await self.events.start()
+        await self.limits.start()
         for provider in self.providers.values():
             await provider.start()
         self.started = True
@@ -70,6 +100,9 @@ class Gateway:
                 await provider.close()
             except Exception as exc:  # closing must not stop the rest of shutdown
                 log.warning("closing provider %s failed: %s", provider.name, exc)
+        await self.limits.stop()
+        await self.events.stop()
+        await self.guardrails.stop()
         await self.spend.stop()
         await self.keys.stop()
         await self.store.close()

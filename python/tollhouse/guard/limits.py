@@ -211,6 +211,21 @@ class Limiter:
             budgets += g.budgets()
         return budgets, rates, rails
 
+    def wants(self, scope: RequestScope, key: KeyRecord | None) -> bool:
+        """Whether any ceiling or guardrail applies (else skip token estimates)."""
+        if key is not None and (
+            key.limit_micros is not None or key.rpm is not None or key.tpm is not None
+        ):
+            return True
+        cfg = self.config
+        if (
+            (scope.team is not None and scope.team in cfg.teams)
+            or (scope.agent is not None and scope.agent in cfg.agents)
+            or (scope.feature is not None and scope.feature in cfg.features)
+        ):
+            return True
+        return any(g.applies(scope) for g in self._guardrails())
+
     def _check_allowed(self, rails: list[Guardrail], s: RequestScope) -> None:
         for g in rails:
             if s.model is not None and not g.model_allowed(s.model):

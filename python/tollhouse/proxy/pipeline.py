@@ -24,6 +24,7 @@ from tollhouse import native
 from tollhouse.errors import InvalidRequest, ModelNotAllowed, ModelNotFound, NoProviderKey
 from tollhouse.gateway import Gateway
 from tollhouse.guard.keys import bearer_token
+from tollhouse.guard.limits import Admission
 from tollhouse.metrics import METRICS
 from tollhouse.providers import Provider
 from tollhouse.proxy import asgi
@@ -68,6 +69,8 @@ class Exchange:
     cancelled: bool = False
     finish_reason: str | None = None
     responded: bool = False  # the response headers went out (later errors go in-band)
+    admission: Admission | None = None  # the budgets/limits reservation (proxy/budget.py)
+    limit_headers: list[asgi.Header] = field(default_factory=list)  # x-ratelimit-*, reroute
 
     def overhead_ms(self) -> float:
         return (time.perf_counter() - self.started - self.upstream_s) * 1000.0
@@ -319,6 +322,7 @@ def gate_headers(ex: Exchange, *, cost: bool) -> list[asgi.Header]:
         headers.append((asgi.PROVIDER, ex.route.provider.name.encode()))
     if cost:
         headers.append((asgi.COST, usd(ex.cost_micros).encode()))
+    headers.extend(ex.limit_headers)
     headers.append((asgi.OVERHEAD, f"{ex.overhead_ms():.3f}".encode()))
     return headers
 

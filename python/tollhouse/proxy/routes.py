@@ -20,7 +20,7 @@ import orjson
 from tollhouse.errors import ProviderError, TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.providers import Call
-from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy import asgi, budget, pipeline
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route
 from tollhouse.proxy.stream import SSERelay
@@ -94,8 +94,10 @@ async def chat_completions(
         ex.key = pipeline.authenticate(gw, headers)
         raw = await read_body(receive, headers, gw.max_body_bytes)
         body = ex.body = pipeline.parse_chat(raw)
-        ex.route = route = pipeline.resolve(gw, ex.key, body["model"])
-        # budgets: reserve the worst case here (issue 4); policy/redaction before it (5)
+        ex.route = pipeline.resolve(gw, ex.key, body["model"])
+        # policy/redaction before the reservation (5)
+        await budget.admit(gw, ex, headers)
+        route = ex.route
         call = Call(body, raw, route.upstream_model)
         if route.upstream_model != body["model"]:
             call.set("model", route.upstream_model)
@@ -120,6 +122,7 @@ async def chat_completions(
             watch.stop()
         if ex.route is not None and ex.usage is None and ex.cancelled:
             pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
+        await budget.settle(gw, ex)
         pipeline.record(gw, ex)
 
 
@@ -137,7 +140,6 @@ async def _complete(gw: Gateway, ex: Exchange, route: Route, call: Call, send: a
         usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
     pipeline.settle(gw, ex, usage)
     ex.finish_reason = pipeline.first_finish_reason(data)
-    # budgets: settle the reservation to ex.cost_micros here (issue 4)
     headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
     await asgi.send_bytes(send, 200, reply.body, headers)
 
@@ -178,7 +180,6 @@ async def _stream(gw: Gateway, ex: Exchange, route: Route, call: Call, send: asg
             ex.usage = relay.usage
             ex.cost_micros = relay.cost_micros
         ex.finish_reason = relay.finish_reason
-        # budgets: settle the reservation to ex.cost_micros here (issue 4)
 
 
 async def _aclose(chunks: AsyncIterator[bytes]) -> None:
@@ -200,7 +201,9 @@ async def embeddings(
         ex.key = pipeline.authenticate(gw, headers)
         raw = await read_body(receive, headers, gw.max_body_bytes)
         body = ex.body = pipeline.parse_embeddings(raw)
-        ex.route = route = pipeline.resolve(gw, ex.key, body["model"])
+        ex.route = pipeline.resolve(gw, ex.key, body["model"])
+        await budget.admit(gw, ex, headers, output=False)
+        route = ex.route
         call = Call(body, raw, route.upstream_model)
         if route.upstream_model != body["model"]:
             call.set("model", route.upstream_model)
@@ -229,6 +232,7 @@ async def embeddings(
     finally:
         if watch is not None:
             watch.stop()
+        await budget.settle(gw, ex)
         pipeline.record(gw, ex)
 
 
@@ -264,5 +268,8 @@ async def readyz(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: as
         except Exception as exc:  # any store failure means "not ready", with the reason
             log.warning("readyz: store ping failed: %s", exc)
     status = 200 if store_ok else 503
-    body = {"status": "ok" if store_ok else "unavailable", "store": store_ok}
+    body: dict[str, object] = {"status": "ok" if store_ok else "unavailable", "store": store_ok}
+    # Counters: {backend, ok, fail_mode, mode}; a Redis outage is reported, and the
+    # gateway stays ready (fail_mode decides what budgeted requests get meanwhile).
+    body["counters"] = gw.limits.health()
     await asgi.send_json(send, status, body)

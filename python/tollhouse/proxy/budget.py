@@ -1,0 +1,139 @@
+"""The budgets-and-limits stage of the data plane (the policy lives in ``guard/limits``).
+
+``admit`` runs after ``resolve``: it names the request's scope (key, team, agent from
+``x-gate-agent-id`` / ``agentId``, feature from ``x-gate-feature`` / ``metadata.feature``,
+member from ``user``), estimates its worst case (prompt tokens by the Rust core,
+``max_tokens`` or the model's output ceiling, priced by ``PriceTable.worst_case``) and
+reserves it.  A guardrail whose breach action is ``route`` rewrites the model and says
+so in ``x-gate-rerouted-from`` / ``x-gate-guardrail-id``.
+
+``settle`` runs in the handler's ``finally``: after success, upstream error, timeout or
+client disconnect alike, it replaces the reservation by what was used.  It is shielded,
+so a second cancellation cannot leave a reservation held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tollhouse.errors import BudgetExceeded, TollhouseError
+from tollhouse.gateway import Gateway
+from tollhouse.guard.guardrails import RequestScope
+from tollhouse.guard.limits import Ask
+from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy.pipeline import Exchange
+
+log = logging.getLogger("tollhouse.proxy")
+
+AGENT = b"x-gate-agent-id"
+FEATURE = b"x-gate-feature"
+REROUTED_FROM = b"x-gate-rerouted-from"
+GUARDRAIL_ID = b"x-gate-guardrail-id"
+DEFAULT_MAX_OUTPUT = 4096
+MAX_REROUTES = 3
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value and len(value) <= 200 else None
+
+
+def request_scope(ex: Exchange, headers: list[asgi.Header]) -> RequestScope:
+    key, route, body = ex.key, ex.route, ex.body or {}
+    meta = body.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    raw_agent = asgi.header(headers, AGENT)
+    raw_feature = asgi.header(headers, FEATURE)
+    agent = _text(raw_agent.decode("latin-1")) if raw_agent else None
+    agent = agent or _text(body.get("agentId")) or _text(meta.get("agentId"))
+    feature = _text(raw_feature.decode("latin-1")) if raw_feature else None
+    feature = feature or _text(meta.get("feature")) or _text(meta.get("tag"))
+    return RequestScope(
+        key_hash=key.hash if key is not None else None,
+        team=key.team if key is not None else None,
+        agent=agent,
+        feature=feature,
+        member=_text(body.get("user")),
+        provider=route.provider.name if route is not None else None,
+        model=route.model if route is not None else None,
+    )
+
+
+def _positive(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if ok else None
+
+
+def max_output(gw: Gateway, ex: Exchange) -> int:
+    """The most output tokens the request can produce (all ``n`` choices)."""
+    body, route = ex.body or {}, ex.route
+    limit = _positive(body.get("max_completion_tokens")) or _positive(body.get("max_tokens"))
+    if limit is None and route is not None:
+        for model in (route.model, route.upstream_model):
+            price = gw.prices.price(model)
+            if price is not None:
+                limit = price.max_output_tokens
+                break
+    return (limit or DEFAULT_MAX_OUTPUT) * (_positive(body.get("n")) or 1)
+
+
+def worst_case(gw: Gateway, ex: Exchange, prompt: int, max_out: int) -> int:
+    route = ex.route
+    if route is None:
+        return 0
+    for model in (route.model, route.upstream_model):
+        cost = gw.prices.worst_case(model, prompt, max_out)
+        if cost is not None:
+            return cost
+    return 0
+
+
+async def admit(
+    gw: Gateway, ex: Exchange, headers: list[asgi.Header], *, output: bool = True
+) -> None:
+    """Reserve the request's worst case (or raise the typed 429/403/503)."""
+    routed_by: frozenset[str] = frozenset()
+    for _ in range(MAX_REROUTES + 1):
+        scope = request_scope(ex, headers)
+        if not gw.limits.wants(scope, ex.key):
+            return
+        prompt = pipeline.count_prompt(ex)
+        max_out = max_output(gw, ex) if output else 0
+        ask = Ask(scope, ex.key, worst_case(gw, ex, prompt, max_out), prompt, max_out, routed_by)
+        adm = await gw.limits.admit(ask)
+        if adm.reroute is None:
+            ex.admission = adm
+            ex.limit_headers += adm.headers
+            return
+        assert ex.key is not None and ex.route is not None  # noqa: S101 - set by resolve
+        original = ex.route.model
+        try:
+            ex.route = pipeline.resolve(gw, ex.key, adm.reroute)
+        except TollhouseError:
+            raise BudgetExceeded(
+                f"a guardrail routes {original!r} to {adm.reroute!r}, which this key "
+                "cannot use on this gateway"
+            ) from None
+        routed_by |= {adm.guardrail_id or ""}
+        ex.limit_headers += [
+            (REROUTED_FROM, original.encode()),
+            (GUARDRAIL_ID, (adm.guardrail_id or "").encode()),
+        ]
+    raise BudgetExceeded("guardrails keep rerouting this request; giving up")
+
+
+async def settle(gw: Gateway, ex: Exchange) -> None:
+    """Settle the reservation to what was used (zero if nothing reached the upstream)."""
+    adm, ex.admission = ex.admission, None
+    if adm is None or adm.reservation is None:
+        return
+    usage = ex.usage
+    tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+    task = asyncio.ensure_future(gw.limits.settle(adm, cost_micros=ex.cost_micros, tokens=tokens))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        raise  # the shielded settle still completes in the background
+    except Exception as exc:  # settling must never turn a served answer into an error
+        log.error("settling reservation failed: %s", exc)

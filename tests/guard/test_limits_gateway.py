@@ -1,0 +1,247 @@
+"""The limits stage inside the gateway app (in process, mock provider, real store)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from tests.support.gateway import asgi_request
+from tests.support.redis import RedisServer
+
+from tollhouse.app import App, build_app
+from tollhouse.config import parse_config
+from tollhouse.guard import guardrails
+from tollhouse.guard.budgets import Budget
+from tollhouse.guard.keys import generate_key, hash_key, key_label
+from tollhouse.store.base import KeyRecord
+
+PRICING = {
+    "mock-1": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0, "max_output_tokens": 100},
+    "mock-big": {"input_per_mtok": 5000.0, "output_per_mtok": 5000.0},
+}
+
+
+def config(tmp: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "store": f"sqlite:///{tmp / 'gw.db'}",
+        "providers": {"mock": {"kind": "mock", "options": {"reply": "one two three four"}}},
+        "models": {
+            "mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]},
+            "mock-big": {"deployments": [{"provider": "mock", "model": "mock-big"}]},
+        },
+        "pricing": PRICING,
+        **extra,
+    }
+
+
+async def start(cfg: dict[str, Any]) -> App:
+    app = build_app(parse_config(cfg))
+    await app.gw.start()
+    return app
+
+
+async def new_key(app: App, **kw: Any) -> tuple[str, KeyRecord]:
+    raw = generate_key()
+    now = time.time()
+    record = KeyRecord(hash_key(raw), "t", key_label(raw), now, now, **kw)
+    await app.gw.store.create_key(record)
+    await app.gw.keys.refresh(force=True)
+    return raw, record
+
+
+async def chat(
+    app: App, raw: str, model: str = "mock-1", **body: Any
+) -> tuple[int, dict[str, str], Any]:
+    payload = {"model": model, "messages": [{"role": "user", "content": "hello"}], **body}
+    status, headers, out = await asgi_request(
+        app,
+        "POST",
+        "/v1/chat/completions",
+        body=orjson.dumps(payload),
+        headers=[("authorization", f"Bearer {raw}"), ("content-type", "application/json")],
+    )
+    return status, headers, out if body.get("stream") else orjson.loads(out)
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    a = await start(config(tmp_path, limits={"max_wait_seconds": 0}))
+    try:
+        yield a
+    finally:
+        await a.gw.stop()
+
+
+async def key_level(app: App, record: KeyRecord) -> tuple[int, int]:
+    assert record.limit_micros is not None
+    charge, _ = Budget("key", record.hash, record.limit_micros, record.limit_reset).charge(
+        0, int(time.time() * 1000)
+    )
+    (level,) = await app.gw.limits.counters.levels([charge], now_ms=int(time.time() * 1000))
+    return level.used, level.held
+
+
+async def test_headers_rpm_and_budget_errors(app: App) -> None:
+    raw, record = await new_key(app, rpm=2, tpm=100_000, limit_micros=100_000, limit_reset="daily")
+    status, headers, body = await chat(app, raw, max_tokens=50)
+    assert status == 200, body
+    assert headers["x-ratelimit-limit-requests"] == "2"
+    assert headers["x-ratelimit-remaining-requests"] == "1"
+    assert headers["x-ratelimit-limit-tokens"] == "100000"
+    cost = round(float(headers["x-gate-cost"]) * 1_000_000)
+    assert await key_level(app, record) == (cost, 0)  # settled to the true cost
+    # Worst case now: (prompt + the 100-token ceiling) x $0.001 > what is left of $0.10.
+    status, headers, body = await chat(app, raw)
+    assert status == 429, body
+    assert body["error"]["code"] == "budget_exceeded"
+    assert int(headers["retry-after"]) > 0
+    await chat(app, raw, max_tokens=5)
+    status, headers, body = await chat(app, raw, max_tokens=5)
+    assert (status, body["error"]["code"]) == (429, "rate_limited")
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert 0 < int(headers["retry-after"]) <= 60
+
+
+async def test_upstream_failure_and_stream_settle(app: App) -> None:
+    raw, record = await new_key(app, limit_micros=10_000_000)
+    status, _, body = await chat(app, raw, mock={"error_status": 500})
+    assert status == 502, body
+    assert await key_level(app, record) == (0, 0)  # released: nothing was spent
+    status, headers, stream = await chat(app, raw, stream=True)
+    assert status == 200 and b"[DONE]" in stream
+    used, held = await key_level(app, record)
+    assert used > 0 and held == 0
+    # A client that goes away mid-call: the prompt was sent, so the prompt is charged.
+    payload = orjson.dumps(
+        {
+            "model": "mock-1",
+            "messages": [{"role": "user", "content": "x"}],
+            "mock": {"latency_ms": 2000},
+        }
+    )
+    await asgi_request(
+        app,
+        "POST",
+        "/v1/chat/completions",
+        body=payload,
+        headers=[("authorization", f"Bearer {raw}")],
+        disconnect_after=0.1,
+    )
+    used2, held2 = await key_level(app, record)
+    assert used2 > used and held2 == 0
+
+
+async def test_guardrail_route_and_throttle(app: App) -> None:
+    raw, record = await new_key(app, team="ds")
+    repo = app.gw.guardrails.repo
+    route = guardrails.create(
+        {
+            "name": "big tokens",
+            "team": "ds",
+            "models": ["mock-big"],
+            "limit_tokens": 1,
+            "reset_interval": "daily",
+            "action": "route",
+            "route_target": "mock-1",
+        }
+    )
+    throttle = guardrails.create(
+        {"name": "slow", "agent_id": "bot", "limit_requests": 1, "action": "throttle"}
+    )
+    await repo.create(route)
+    await repo.create(throttle)
+    await app.gw.guardrails.refresh()
+    status, headers, body = await chat(app, raw, model="mock-big")
+    assert status == 200, body
+    assert body["model"] == "mock-1"
+    assert headers["x-gate-rerouted-from"] == "mock-big"
+    assert headers["x-gate-guardrail-id"] == route.id
+
+    hdr = [("authorization", f"Bearer {raw}"), ("x-gate-agent-id", "bot")]
+    req = orjson.dumps({"model": "mock-1", "messages": [{"role": "user", "content": "x"}]})
+    status, _, _ = await asgi_request(app, "POST", "/v1/chat/completions", body=req, headers=hdr)
+    assert status == 200
+    status, headers, out = await asgi_request(
+        app, "POST", "/v1/chat/completions", body=req, headers=hdr
+    )
+    assert status == 429 and orjson.loads(out)["error"]["code"] == "rate_limited"
+    assert "throttled by guardrail 'slow'" in orjson.loads(out)["error"]["message"]
+    assert record.team == "ds"
+
+
+async def test_guardrail_allowed_models_is_403(app: App) -> None:
+    raw, record = await new_key(app)
+    g = guardrails.create({"name": "only mock-1", "allowed_models": ["mock-1"]})
+    await app.gw.guardrails.repo.create(g)
+    await app.gw.guardrails.repo.assign(g.id, "key", [record.hash])
+    await app.gw.guardrails.refresh()
+    assert (await chat(app, raw))[0] == 200
+    status, _, body = await chat(app, raw, model="mock-big")
+    assert (status, body["error"]["code"]) == (403, "model_not_allowed")
+
+
+async def test_embeddings_reserve_and_settle(app: App) -> None:
+    raw, record = await new_key(app, limit_micros=1_000_000)
+    status, headers, out = await asgi_request(
+        app,
+        "POST",
+        "/v1/embeddings",
+        body=orjson.dumps({"model": "mock-1", "input": "hello there"}),
+        headers=[("authorization", f"Bearer {raw}")],
+    )
+    assert status == 200, out
+    used, held = await key_level(app, record)
+    assert used == round(float(headers["x-gate-cost"]) * 1_000_000) and held == 0
+
+
+async def readyz(app: App) -> dict[str, Any]:
+    _, _, out = await asgi_request(app, "GET", "/readyz")
+    data: dict[str, Any] = orjson.loads(out)
+    return data
+
+
+async def test_fail_closed_and_recovery(tmp_path: Path, redis_server: RedisServer) -> None:
+    app = await start(config(tmp_path, counters=redis_server.url, fail_mode="closed"))
+    try:
+        raw, _ = await new_key(app, limit_micros=5_000_000)
+        free, _ = await new_key(app)
+        assert (await chat(app, raw))[0] == 200
+        assert (await readyz(app))["counters"]["mode"] == "normal"
+        redis_server.stop()
+        status, _, body = await chat(app, raw)
+        assert (status, body["error"]["code"]) == (503, "unavailable")
+        assert (await chat(app, free))[0] == 200  # no ceiling: no counters needed
+        ready = await readyz(app)
+        assert ready["status"] == "ok"
+        assert ready["counters"] == {
+            "backend": "redis",
+            "ok": False,
+            "fail_mode": "closed",
+            "mode": "fail_closed",
+        }
+        redis_server.start()
+        deadline = time.monotonic() + 10
+        while app.gw.limits.degraded:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert (await chat(app, raw))[0] == 200
+    finally:
+        await app.gw.stop()
+
+
+async def test_fail_open_admits_and_says_so(tmp_path: Path, redis_server: RedisServer) -> None:
+    app = await start(config(tmp_path, counters=redis_server.url, fail_mode="open"))
+    try:
+        raw, _ = await new_key(app, rpm=1)
+        redis_server.stop()
+        assert (await chat(app, raw))[0] == 200  # admitted by the local limiter
+        assert (await chat(app, raw))[0] == 429  # which still enforces, per process
+        assert (await readyz(app))["counters"]["mode"] == "fail_open"
+        assert app.gw.limits.stats["fail_open"] == 2
+    finally:
+        await app.gw.stop()
