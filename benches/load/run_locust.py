@@ -15,7 +15,6 @@ status and code, and the gateway-overhead p50/p99 from its histogram.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import platform
@@ -25,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -88,9 +88,48 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def _stats(prefix: Path) -> list[dict[str, str]]:
-    with open(f"{prefix}_stats.csv", newline="") as f:
-        return list(csv.DictReader(f))
+@dataclass
+class Row:
+    name: str
+    count: int
+    failures: int
+    rps: float
+    p50: float
+    p95: float
+    p99: float
+
+
+def _percentile(times: dict[float, int], q: float) -> float:
+    """Locust's own rule: the smallest recorded (rounded) time covering rank q."""
+    total = sum(times.values())
+    rank, seen = q * total, 0
+    for ms in sorted(times):
+        seen += times[ms]
+        if seen >= rank:
+            return ms
+    return math.nan
+
+
+def _rows(path: Path) -> list[Row]:
+    """Per-request-type rows and the total from locust's final ``--json-file`` stats."""
+    entries = orjson.loads(path.read_bytes())
+    rows: list[Row] = []
+    every: dict[float, int] = {}
+    start, end, count, failures = math.inf, 0.0, 0, 0
+    for e in sorted(entries, key=lambda e: e["name"]):
+        times = {float(k): int(v) for k, v in e["response_times"].items()}
+        for ms, n in times.items():
+            every[ms] = every.get(ms, 0) + n
+        span = max(e["last_request_timestamp"] - e["start_time"], 1e-9)
+        start, end = min(start, e["start_time"]), max(end, e["last_request_timestamp"])
+        count, failures = count + e["num_requests"], failures + e["num_failures"]
+        pcts = [_percentile(times, q) for q in (0.5, 0.95, 0.99)]
+        rows.append(
+            Row(e["name"], e["num_requests"], e["num_failures"], e["num_requests"] / span, *pcts)
+        )
+    pcts = [_percentile(every, q) for q in (0.5, 0.95, 0.99)]
+    rows.append(Row("**all**", count, failures, count / max(end - start, 1e-9), *pcts))
+    return rows
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
@@ -127,16 +166,15 @@ def _overhead(samples: Samples) -> tuple[float, float, float]:
     return histogram_quantile(0.5, buckets), histogram_quantile(0.99, buckets), count
 
 
-def _report(rows: list[dict[str, str]], samples: Samples, args: argparse.Namespace) -> str:
+def _report(rows: list[Row], samples: Samples, args: argparse.Namespace) -> str:
     out: list[str] = []
     header = "| request | count | fail | RPS | p50 ms | p95 ms | p99 ms |"
     out.append(header)
     out.append("|---|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        name = row["Name"] if row["Name"] != "Aggregated" else "**all**"
+    for r in rows:
         out.append(
-            f"| {name} | {row['Request Count']} | {row['Failure Count']} "
-            f"| {float(row['Requests/s']):.1f} | {row['50%']} | {row['95%']} | {row['99%']} |"
+            f"| {r.name} | {r.count} | {r.failures} | {r.rps:.1f} "
+            f"| {r.p50:.0f} | {r.p95:.0f} | {r.p99:.0f} |"
         )
     statuses: dict[tuple[str, str], float] = {}
     for (name, labels), value in samples.items():
@@ -205,22 +243,22 @@ def main() -> int:
                 "TOLLHOUSE_MODELS": "gpt-4o-mini",
                 "TOLLHOUSE_EMBED_MODEL": "embed",
             }
-            prefix = work / "locust"
+            stats = work / "locust.json"  # locust adds the .json to --json-file
             cmd = [
                 locust, "-f", str(HERE / "locustfile.py"), "--headless",
                 "--users", str(args.users), "--spawn-rate", str(args.spawn_rate),
-                "--run-time", args.duration, "--host", base, "--csv", str(prefix),
-                "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
+                "--run-time", args.duration, "--host", base,
+                "--json-file", str(stats.with_suffix("")), "--skip-log", "--stop-timeout", "5",
             ]  # fmt: skip
             budget = _seconds(args.duration) + 120
             run = subprocess.run(cmd, env=env, timeout=budget, capture_output=True, text=True)
-            if not Path(f"{prefix}_stats.csv").exists():
+            if not stats.exists():
                 print(run.stdout[-2000:], run.stderr[-4000:], file=sys.stderr)
                 return 1
             time.sleep(1.5)  # the workers flush their metrics every second
             with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
                 samples = parse(r.read().decode())
-            print(_report(_stats(prefix), samples, args))
+            print(_report(_rows(stats), samples, args))
         finally:
             if gateway is not None:
                 gateway.terminate()
