@@ -281,7 +281,8 @@ impl PriceTable {
     }
 }
 
-/// `name` without a trailing `-latest`, `-YYYYMMDD` or `-YYYY-MM-DD`.
+/// `name` without a trailing `-latest`, `-YYYYMMDD`, `-YYYY-MM-DD` or a three-digit
+/// version (`gemini-2.0-flash-001`).
 fn strip_snapshot(name: &str) -> &str {
     if let Some(base) = name.strip_suffix("-latest") {
         return base;
@@ -301,6 +302,9 @@ fn strip_snapshot(name: &str) -> &str {
         && digits(&bytes[n - 2..])
     {
         return &name[..n - 11];
+    }
+    if n > 4 && bytes[n - 4] == b'-' && digits(&bytes[n - 3..]) {
+        return &name[..n - 4];
     }
     name
 }
@@ -409,6 +413,8 @@ mod tests {
         assert!(t.has("claude-sonnet-4-5-20250929"));
         assert!(t.has("claude-3-5-sonnet-latest"));
         assert!(!t.has("gpt-4o-2024"));
+        assert_eq!(t.get("gemini-2.0-flash-001"), t.get("gemini-2.0-flash"));
+        assert_eq!(t.get("models/gemini-1.5-pro-002"), t.get("gemini-1.5-pro"));
         assert!(!t.has(""));
     }
 
