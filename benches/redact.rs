@@ -1,10 +1,57 @@
 //! criterion benches for `_core::redact` (results in benches/RESULTS.md): mixed 10 KB
-//! prompts with every detector enabled, a 1 MB prompt, and the stream path.
+//! prompts with every detector enabled, a 1 MB prompt, and the stream path. Each bench
+//! runs twice: `redact/…` in wall-clock time and `redact_cpu/…` in the bench thread's CPU
+//! time, which stays meaningful when the machine is shared and the thread is descheduled.
 
 use std::hint::black_box;
+use std::time::Duration;
 
-use _core::redact::{Modes, Redactor};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::sync::Arc;
+
+use _core::redact::{Modes, Redactor, StreamRedactor};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+struct CpuTime;
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid, exclusive pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, exactly as WallTime reports them.
+        WALL.formatter()
+    }
+}
 
 const PROSE: &[&str] = &[
     "Please summarise the following meeting notes for the team and list the action items. ",
@@ -39,13 +86,12 @@ fn mixed(len: usize, seed: usize) -> String {
     out
 }
 
-fn bench(c: &mut Criterion) {
-    let r = Redactor::new(None, &[], None).expect("redactor");
+fn run<M: Measurement>(mut g: BenchmarkGroup<'_, M>) {
+    let r = Arc::new(Redactor::new(None, &[], None).expect("redactor"));
     let modes = Modes::default();
     let prompts: Vec<String> = (0..8).map(|s| mixed(10 * 1024, s)).collect();
     let total: usize = prompts.iter().map(String::len).sum();
 
-    let mut g = c.benchmark_group("redact");
     g.throughput(Throughput::Bytes(total as u64));
     g.bench_function("mixed_10kb_x8_scan", |b| {
         b.iter(|| {
@@ -66,8 +112,35 @@ fn bench(c: &mut Criterion) {
     g.bench_function("prompt_1mb_redact", |b| {
         b.iter(|| black_box(r.redact(black_box(&big), &modes)))
     });
+    let chunks: Vec<&str> = big.as_bytes()[..64 * 1024]
+        .chunks(16)
+        .map(|c| std::str::from_utf8(c).expect("ascii bench text"))
+        .collect();
+    g.throughput(Throughput::Bytes(64 * 1024));
+    g.bench_function("stream_64kb_in_16b_chunks", |b| {
+        b.iter(|| {
+            let mut s = StreamRedactor::new(Arc::clone(&r), Modes::default());
+            for c in &chunks {
+                black_box(s.feed(black_box(c)));
+            }
+            black_box(s.finish())
+        })
+    });
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn wall(c: &mut Criterion) {
+    run(c.benchmark_group("redact"));
+}
+
+fn cpu(c: &mut Criterion<CpuTime>) {
+    run(c.benchmark_group("redact_cpu"));
+}
+
+criterion_group!(wall_benches, wall);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = cpu
+}
+criterion_main!(wall_benches, cpu_benches);

@@ -1,5 +1,6 @@
 //! Keyword-assigned secrets: `password=…`, `"api_key": "…"`, `client_secret: …`,
-//! `Authorization: Bearer …`. The keyword comes from the prefilter; the value must look
+//! `Authorization: Bearer …`. The walk stops at '=' and ':' and looks back for an
+//! identifier that names a secret (or the prefilter finds `Bearer `); the value must look
 //! like a secret (length, mixed character classes, Shannon entropy) and not like a
 //! placeholder, a template reference, an identifier or a timestamp.
 
@@ -7,8 +8,8 @@ use super::family::Family;
 use super::scan::Scan;
 use super::validate::shannon_entropy;
 
-/// Keywords that introduce an assigned secret (matched case-insensitively, anywhere in an
-/// identifier: `DB_PASSWORD`, `client_secret`, `x-api-key`).
+/// Keywords that introduce an assigned secret (matched case-insensitively at the end of
+/// an identifier: `DB_PASSWORD`, `client_secret`, `x-api-key`).
 pub const KEYWORDS: &[&str] = &[
     "password",
     "passwd",
@@ -44,11 +45,6 @@ pub const MIN_ENTROPY: f64 = 2.5;
 const MIN_BEARER_ENTROPY: f64 = 3.0;
 const MIN_LEN: usize = 8;
 const MAX_LEN: usize = 256;
-
-fn starts_ci(h: &[u8], at: usize, lit: &[u8]) -> bool {
-    h.get(at..at + lit.len())
-        .is_some_and(|w| w.eq_ignore_ascii_case(lit))
-}
 
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
@@ -103,54 +99,85 @@ pub fn plausible_secret(v: &[u8], min_entropy: f64) -> bool {
     shannon_entropy(v) >= min_entropy
 }
 
-/// After a keyword at `ks..ke`: optional suffix, optional closing quote, `=`/`:`/`=>`/`:=`,
-/// optional opening quote, then the value. The span is the value alone.
-pub fn at_keyword(s: &mut Scan<'_>, _ks: usize, ke: usize) -> Option<usize> {
-    if !s.enabled(Family::GenericSecret) {
-        return None;
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Whether an identifier (`DB_PASSWORD`, `client_secret`, `x-api-key`, `secret_key`)
+/// names a secret: it ends with a keyword, optionally followed by one suffix.
+pub fn names_secret(ident: &[u8]) -> bool {
+    let n = ident.len();
+    if !(3..=64).contains(&n) {
+        return false;
     }
+    // Every keyword + suffix ends in one of these letters: a cheap first cut.
+    if !matches!(
+        ident[n - 1].to_ascii_lowercase(),
+        b'd' | b'e' | b't' | b'n' | b'y' | b'l' | b's'
+    ) {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let low = &mut buf[..n];
+    low.copy_from_slice(ident);
+    low.make_ascii_lowercase();
+    let low = &*low;
+    std::iter::once(&b""[..])
+        .chain(SUFFIXES.iter().copied())
+        .filter(|suf| low.ends_with(suf))
+        .any(|suf| {
+            let rem = &low[..n - suf.len()];
+            KEYWORDS.iter().any(|kw| rem.ends_with(kw.as_bytes()))
+        })
+}
+
+/// At an assignment operator `p` ('=' or ':'): the identifier before it must name a
+/// secret and the value after it must look like one. The span is the value alone.
+pub fn at_assign(s: &mut Scan<'_>, p: usize) -> Option<usize> {
     let h = s.h;
-    let mut p = ke;
-    if let Some(suf) = SUFFIXES.iter().find(|suf| starts_ci(h, p, suf)) {
-        if !is_ident(s.at(p + suf.len())) {
-            p += suf.len();
-        }
+    let prev = s.before(p);
+    let mut after = p + 1;
+    match (h[p], s.at(p + 1)) {
+        (b'=', b'>') | (b':', b'=') => after += 1,
+        (b'=', b'=') | (b':', b':') => return None,
+        _ => {}
     }
-    if is_ident(s.at(p)) {
+    if matches!(prev, b'=' | b'!' | b'<' | b'>' | b':') {
         return None;
     }
-    if is_quote(s.at(p)) {
-        p += 1;
+    // The identifier before the operator: `name`, `"name"`, `name  `.
+    let mut q = p;
+    while q > 0 && p - q < 8 && is_blank(h[q - 1]) {
+        q -= 1;
     }
-    p = skip_blank(s, p);
-    if starts_ci(h, p, b"=>") || starts_ci(h, p, b":=") {
-        p += 2;
-    } else if matches!(s.at(p), b'=' | b':') {
-        p += 1;
-    } else {
+    if q > 0 && is_quote(h[q - 1]) {
+        q -= 1;
+    }
+    let mut i = q;
+    while i > 0 && q - i < 64 && (is_ident(h[i - 1]) || h[i - 1] == b'.') {
+        i -= 1;
+    }
+    if !names_secret(&h[i..q]) {
         return None;
     }
-    if matches!(s.at(p), b'=' | b':') {
-        return None; // `==` comparison, `::` path
-    }
-    p = skip_blank(s, p);
-    let (vs, ve) = if is_quote(s.at(p)) {
-        let q = s.at(p);
-        let vs = p + 1;
-        let ve = s.run(vs, MAX_LEN + 1, |b| b != q && b != b'\n');
-        if s.at(ve) != q {
+    let mut v = skip_blank(s, after);
+    let (vs, ve) = if is_quote(s.at(v)) {
+        let qc = s.at(v);
+        v += 1;
+        let ve = s.run(v, MAX_LEN + 1, |b| b != qc && b != b'\n');
+        if s.at(ve) != qc {
             return None;
         }
-        (vs, ve)
+        (v, ve)
     } else {
-        let ve = s.run(p, MAX_LEN + 1, |b| {
+        let ve = s.run(v, MAX_LEN + 1, |b| {
             !b.is_ascii_whitespace()
                 && !matches!(
                     b,
                     b',' | b';' | b')' | b']' | b'}' | b'>' | b'"' | b'\'' | b'`'
                 )
         });
-        (p, ve)
+        (v, ve)
     };
     if !plausible_secret(&h[vs..ve], MIN_ENTROPY) {
         return None;
@@ -165,9 +192,6 @@ pub fn at_bearer(s: &mut Scan<'_>, bs: usize, be: usize) -> Option<usize> {
         return None;
     }
     let vs = skip_blank(s, be);
-    if vs == be {
-        return None;
-    }
     let ve = s.run(vs, MAX_LEN + 1, |b| {
         b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b)
     });

@@ -39,7 +39,7 @@ pub fn at_trigger(s: &mut Scan<'_>, kind: Trigger, start: usize, end: usize) -> 
         Trigger::Google => google(s, start, end),
         Trigger::Jwt => jwt(s, start),
         Trigger::Pem => pem(s, start),
-        Trigger::Keyword | Trigger::Bearer => None,
+        Trigger::Bearer => None,
     }
 }
 

@@ -64,14 +64,10 @@ fn digit_run(s: &Scan<'_>, i: usize) -> usize {
 }
 
 /// Parses `+`? then digit groups separated by one of ` -.` (parentheses allowed around
-/// a group) starting at `p`.
-fn parse_groups(s: &Scan<'_>, p: usize) -> Option<Groups> {
-    let mut gs = Groups {
-        plus: false,
-        n: 0,
-        g: [Group::default(); MAX_GROUPS],
-        ends: [0; MAX_GROUPS],
-    };
+/// a group) starting at `p`, into `gs`. Returns false when there is no group.
+fn parse_groups(s: &Scan<'_>, p: usize, gs: &mut Groups) -> bool {
+    gs.plus = false;
+    gs.n = 0;
     let mut pos = p;
     if s.at(pos) == b'+' {
         gs.plus = true;
@@ -115,10 +111,27 @@ fn parse_groups(s: &Scan<'_>, p: usize) -> Option<Groups> {
             break;
         }
     }
-    if gs.n == 0 {
-        return None;
+    gs.n > 0
+}
+
+/// Digits reachable from `i` through separators: fewer than 8 rules out every family
+/// parsed from groups (the shortest, an E.164 number, has 8).
+fn enough_digits(s: &Scan<'_>, i: usize) -> bool {
+    let mut n = 0;
+    let mut j = i;
+    let lim = s.h.len().min(i + 40);
+    while j < lim {
+        match s.h[j] {
+            b'0'..=b'9' => n += 1,
+            b' ' | b'-' | b'.' | b'(' | b')' => {}
+            _ => break,
+        }
+        if n >= 8 {
+            return true;
+        }
+        j += 1;
     }
-    Some(gs)
+    false
 }
 
 /// The end of a `k`-group match, if the byte after it does not continue the token.
@@ -209,13 +222,15 @@ fn phone(s: &mut Scan<'_>, p: usize, gs: &Groups) -> Option<usize> {
             // E.164: up to 15 digits, no leading zero; parentheses allowed.
             (8..=15).contains(&total) && first != b'0'
         } else {
-            let lens: Vec<usize> = g.iter().map(Group::len).collect();
+            let shape = |want: &[usize]| {
+                g.len() == want.len() && g.iter().zip(want).all(|(x, w)| x.len() == *w)
+            };
             let nanp = |o: usize| {
                 (b'2'..=b'9').contains(&s.h[g[o].start])
                     && (b'2'..=b'9').contains(&s.h[g[o + 1].start])
             };
             let parens = g.iter().filter(|x| x.paren).count();
-            if lens == [3, 3, 4] {
+            if shape(&[3, 3, 4]) {
                 nanp(0)
                     && g[2].sep != 0
                     && if g[0].paren {
@@ -223,7 +238,7 @@ fn phone(s: &mut Scan<'_>, p: usize, gs: &Groups) -> Option<usize> {
                     } else {
                         parens == 0 && g[1].sep == g[2].sep
                     }
-            } else if lens == [1, 3, 3, 4] && first == b'1' && !g[0].paren {
+            } else if shape(&[1, 3, 3, 4]) && first == b'1' && !g[0].paren {
                 nanp(1)
                     && g[3].sep != 0
                     && if g[1].paren {
@@ -323,7 +338,11 @@ pub fn at_digits(s: &mut Scan<'_>, i: usize, run_end: usize) -> usize {
         }
     }
     if prev.is_ascii_alphanumeric() || prev == b'_' {
-        return next;
+        // Inside a word (a hash, a UUID part, an identifier): nothing numeric starts
+        // here or later in the same word.
+        return s.run(run_end, usize::MAX, |b| {
+            b.is_ascii_alphanumeric() || b == b'_'
+        });
     }
     let prev2 = if i >= 2 { s.h[i - 2] } else { 0 };
     if (prev == b'.' || prev == b'-' || prev == b',' || prev == b':' || prev == b'/')
@@ -336,8 +355,17 @@ pub fn at_digits(s: &mut Scan<'_>, i: usize, run_end: usize) -> usize {
             return e.max(next);
         }
     }
+    if !enough_digits(s, i) {
+        return next;
+    }
+    let mut gs = Groups {
+        plus: false,
+        n: 0,
+        g: [Group::default(); MAX_GROUPS],
+        ends: [0; MAX_GROUPS],
+    };
     let mut found = None;
-    if let Some(gs) = parse_groups(s, i) {
+    if parse_groups(s, i, &mut gs) {
         if s.enabled(Family::UsSsn) {
             found = ssn(s, i, &gs);
         }
@@ -353,8 +381,8 @@ pub fn at_digits(s: &mut Scan<'_>, i: usize, run_end: usize) -> usize {
             };
             if p == i {
                 found = phone(s, i, &gs);
-            } else if let Some(pg) = parse_groups(s, p) {
-                found = phone(s, p, &pg);
+            } else if parse_groups(s, p, &mut gs) {
+                found = phone(s, p, &gs);
             }
         }
     }

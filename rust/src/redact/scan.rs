@@ -1,7 +1,7 @@
-//! The single prefilter pass and the overlap resolution. One Aho-Corasick automaton finds
+//! The prefilter passes and the overlap resolution. One Aho-Corasick automaton finds
 //! every literal trigger ("sk-", "AKIA", "ghp_", "xoxb-", "eyJ", "-----BEGIN", "AIza",
-//! "hooks.slack.com", secret keywords); one byte-class walk finds the structural ones
-//! ('@', digit runs, ':' between hex digits). Each trigger hands a position to a
+//! "hooks.slack.com", "Bearer "); one byte-class walk finds the structural ones ('@',
+//! digit runs, ':' between hex digits, '=' and ':' after a secret-naming identifier). Each trigger hands a position to a
 //! hand-written, anchored validator; only those run over the text around it.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
@@ -31,7 +31,6 @@ pub enum Trigger {
     Google,
     Jwt,
     Pem,
-    Keyword,
     Bearer,
 }
 
@@ -70,11 +69,12 @@ const LITERALS: &[(&str, Trigger)] = &[
     ("AIza", Trigger::Google),
     ("eyJ", Trigger::Jwt),
     ("-----BEGIN", Trigger::Pem),
-    ("bearer", Trigger::Bearer),
+    ("Bearer ", Trigger::Bearer),
+    ("bearer ", Trigger::Bearer),
+    ("BEARER ", Trigger::Bearer),
 ];
 
-/// The compiled trigger automaton (case-insensitive; case-sensitive triggers are
-/// re-checked exactly by their validator).
+/// The compiled trigger automaton (case-sensitive literals).
 pub struct Prefilter {
     ac: AhoCorasick,
     kinds: Vec<Trigger>,
@@ -88,12 +88,7 @@ impl Prefilter {
             pats.push(p);
             kinds.push(*k);
         }
-        for kw in generic::KEYWORDS {
-            pats.push(kw);
-            kinds.push(Trigger::Keyword);
-        }
         let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(&pats)
             .expect("static trigger patterns compile");
@@ -167,6 +162,7 @@ pub fn is_b64url(b: u8) -> bool {
 const C_DIGIT: u8 = 1;
 const C_AT: u8 = 2;
 const C_COLON: u8 = 3;
+const C_EQUALS: u8 = 4;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -177,8 +173,50 @@ static CLASS: [u8; 256] = {
     }
     t[b'@' as usize] = C_AT;
     t[b':' as usize] = C_COLON;
+    t[b'=' as usize] = C_EQUALS;
     t
 };
+
+/// The next index at or after `i` whose byte is a structural trigger (a digit, ':', '='
+/// or '@'), or `h.len()`. Sixteen bytes at a time: prose is mostly skipped here.
+#[cfg(target_arch = "x86_64")]
+fn next_trigger(h: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    while i + 16 <= h.len() {
+        // SAFETY: SSE2 is part of the x86_64 baseline, and the unaligned 16-byte load
+        // reads h[i..i + 16], which the loop condition keeps in bounds.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(h.as_ptr().add(i).cast::<__m128i>());
+            // '0'..='9' and ':' are 0x30..=0x3A; bytes >= 0x80 are negative and fall out.
+            let range = _mm_and_si128(
+                _mm_cmpgt_epi8(v, _mm_set1_epi8(0x2F)),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x3B)),
+            );
+            let at = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'@' as i8));
+            let eq = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'=' as i8));
+            _mm_movemask_epi8(_mm_or_si128(range, _mm_or_si128(at, eq)))
+        };
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    while i < h.len() && CLASS[h[i] as usize] == 0 {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn next_trigger(h: &[u8], mut i: usize) -> usize {
+    while i < h.len() && CLASS[h[i] as usize] == 0 {
+        i += 1;
+    }
+    i
+}
 
 /// Runs every enabled built-in detector over `h`.
 pub fn scan_builtin(pf: &Prefilter, h: &[u8], on: &[bool]) -> Vec<Cand> {
@@ -196,7 +234,6 @@ pub fn scan_builtin(pf: &Prefilter, h: &[u8], on: &[bool]) -> Vec<Cand> {
         let kind = pf.kinds[m.pattern().as_usize()];
         // A generic value may hold a prefixed key, so the walk resumes inside it.
         let end = match kind {
-            Trigger::Keyword => generic::at_keyword(&mut s, m.start(), m.end()).and(None),
             Trigger::Bearer => generic::at_bearer(&mut s, m.start(), m.end()).and(None),
             _ => keys::at_trigger(&mut s, kind, m.start(), m.end()),
         };
@@ -214,11 +251,15 @@ pub fn scan_builtin(pf: &Prefilter, h: &[u8], on: &[bool]) -> Vec<Cand> {
     .any(|f| s.enabled(*f));
     let want_email = s.enabled(Family::Email);
     let want_v6 = s.enabled(Family::Ipv6);
+    let want_generic = s.enabled(Family::GenericSecret);
     let mut i = 0;
     let mut v6_done = 0;
-    while i < h.len() {
+    loop {
+        i = next_trigger(h, i);
+        if i >= h.len() {
+            break;
+        }
         match CLASS[h[i] as usize] {
-            0 => i += 1,
             C_DIGIT => {
                 let run_end = s.run(i, usize::MAX, |b| b.is_ascii_digit());
                 let next = if want_num {
@@ -235,12 +276,22 @@ pub fn scan_builtin(pf: &Prefilter, h: &[u8], on: &[bool]) -> Vec<Cand> {
                     i + 1
                 };
             }
-            _ => {
+            C_COLON => {
                 if want_v6 && i >= v6_done {
                     v6_done = net::at_colon(&mut s, i).max(i + 1);
                 }
+                if want_generic {
+                    generic::at_assign(&mut s, i);
+                }
                 i += 1;
             }
+            C_EQUALS => {
+                if want_generic {
+                    generic::at_assign(&mut s, i);
+                }
+                i += 1;
+            }
+            _ => i += 1,
         }
     }
     s.out
@@ -282,6 +333,18 @@ mod tests {
             end,
             family: u16::from(rank),
             rank,
+        }
+    }
+
+    #[test]
+    fn next_trigger_agrees_with_the_class_table() {
+        let text = "abcdefghijklmnopqrstuvwxyz é ü 漢字 x=1 a@b c:d ABCDEFGHIJKLMNOPQRSTUVWXYZ 9";
+        let h = text.as_bytes();
+        for start in 0..h.len() {
+            let want = (start..h.len())
+                .find(|&j| CLASS[h[j] as usize] != 0)
+                .unwrap_or(h.len());
+            assert_eq!(next_trigger(h, start), want, "from {start}");
         }
     }
 

@@ -115,19 +115,25 @@ pub fn shannon_entropy(bytes: &[u8]) -> f64 {
     if bytes.is_empty() {
         return 0.0;
     }
-    let mut counts = [0u32; 256];
+    let n = bytes.len() as f64;
+    let term = |c: usize| {
+        let p = c as f64 / n;
+        -p * p.log2()
+    };
+    // Short values (every keyword-assigned one) are sorted on the stack and counted in
+    // runs, which beats zeroing and walking a 256-entry table.
+    if bytes.len() <= 256 {
+        let mut buf = [0u8; 256];
+        let v = &mut buf[..bytes.len()];
+        v.copy_from_slice(bytes);
+        v.sort_unstable();
+        return v.chunk_by(|a, b| a == b).map(|run| term(run.len())).sum();
+    }
+    let mut counts = [0usize; 256];
     for &b in bytes {
         counts[b as usize] += 1;
     }
-    let n = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    counts.iter().filter(|&&c| c > 0).map(|&c| term(c)).sum()
 }
 
 #[cfg(test)]
