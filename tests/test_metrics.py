@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from starlette.applications import Starlette
 from tests.support.prom import parse, sample
 
 from tollhouse._metrics_families import FAMILIES, Totals, render
+from tollhouse.cli import main
 from tollhouse.config import parse_config
 from tollhouse.errors import ConfigError
 from tollhouse.metrics import (
@@ -308,3 +311,14 @@ async def test_route_serves_the_text_format() -> None:
         assert (await client.post("/metrics")).status_code == 405
         m.settings = MetricsSettings(enabled=False)
         assert (await client.get("/metrics")).status_code == 404
+
+
+def test_check_config_rejects_a_bad_metrics_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("metrics: {flush_interval: -1}\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "metrics.flush_interval" in capsys.readouterr().err
+    path.write_text("metrics: {key_labels: true, flush_interval: 0.5}\n")
+    assert main(["check-config", "--config", str(path)]) == 0

@@ -14,8 +14,16 @@ from tollhouse.control import keys_cli
 from tollhouse.errors import ConfigError
 
 
+def _validate_sections(config: Config) -> None:
+    """Sections owned by later stages, checked here so mistakes surface before serving."""
+    from tollhouse.metrics import parse_settings
+
+    parse_settings(config.section("metrics"))
+
+
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    _validate_sections(config)
     _describe(config)
     return 0
 
@@ -50,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     from tollhouse.app import CONFIG_ENV
 
     config = load_config(args.config)
+    _validate_sections(config)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
     workers = config.server.workers if args.workers is None else args.workers
