@@ -6,13 +6,28 @@
 //! Text flows in as `&str`, counts flow out as `usize`. Special-token text such as
 //! `<|endoftext|>` inside a prompt is counted as ordinary text, as the OpenAI API does.
 
+mod bpe;
 mod chat;
+pub mod corpus;
 mod image;
+mod pretok;
 
 pub use chat::{count_chat_body, count_message_parts, count_messages, MessageCount};
 pub use image::{image_size_from_data_url, ImageRule};
 
+use std::sync::LazyLock;
+
 use tiktoken_rs::CoreBPE;
+
+use bpe::FastEncoder;
+use pretok::Pattern;
+
+static FAST_O200K: LazyLock<FastEncoder> = LazyLock::new(|| {
+    FastEncoder::from_reference(tiktoken_rs::o200k_base_singleton(), Pattern::O200k)
+});
+static FAST_CL100K: LazyLock<FastEncoder> = LazyLock::new(|| {
+    FastEncoder::from_reference(tiktoken_rs::cl100k_base_singleton(), Pattern::Cl100k)
+});
 
 /// An exact OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,12 +62,21 @@ impl Encoding {
         }
     }
 
-    /// The exact number of tokens of `text` (special tokens are ordinary text).
+    /// The exact number of tokens of `text` (special tokens are ordinary text), from
+    /// the fast counter (`pretok` + `bpe`).
     pub fn count(self, text: &str) -> usize {
         if text.is_empty() {
             return 0;
         }
-        self.reference().count_ordinary(text)
+        match self {
+            Encoding::O200kBase => FAST_O200K.count(text),
+            Encoding::Cl100kBase => FAST_CL100K.count(text),
+        }
+    }
+
+    /// The same count from the reference encoder (`tiktoken-rs`), for tests and benches.
+    pub fn reference_count(self, text: &str) -> usize {
+        self.reference().encode_ordinary(text).len()
     }
 }
 
@@ -164,6 +188,7 @@ pub fn count_text(model: &str, text: &str) -> usize {
 
 /// Loads both vocabularies now, so the first request does not pay for it.
 pub fn warm_up() {
+    pretok::warm_up();
     for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
         enc.count("warm up");
     }
@@ -232,6 +257,100 @@ mod tests {
         assert_eq!(Encoding::O200kBase.count("hello world"), 2);
         // Special-token text is ordinary text.
         assert!(Encoding::Cl100kBase.count("<|endoftext|>") > 1);
+    }
+
+    /// Characters that sit on the edges of the split patterns.
+    const TRICKY: &[&str] = &[
+        " ",
+        " ",
+        "  ",
+        "\n",
+        "\r",
+        "\t",
+        "\r\n",
+        "'",
+        "'",
+        "s",
+        "S",
+        "ll",
+        "LL",
+        "re",
+        "ve",
+        "d",
+        "\u{17f}",
+        "A",
+        "a",
+        "Hello",
+        "world",
+        "\u{301}",
+        "\u{20dd}",
+        "1",
+        "23",
+        "4567",
+        "/",
+        "!",
+        "?!",
+        "\u{2b0}",
+        "\u{3042}",
+        "\u{1c5}",
+        "\u{a0}",
+        "\u{3000}",
+        "\u{bd}",
+        "\u{663}",
+        "🚀",
+        "\u{2028}",
+        "\u{85}",
+        "\u{b}",
+        "\u{c}",
+        "\u{200b}",
+        "é",
+        "Ω",
+        "ω",
+        "ǅa",
+        "x\u{301}y",
+        "日本",
+        "한",
+        "\u{e000}",
+        "\u{10ffff}",
+        "\u{1d400}",
+        "\u{1f1fa}\u{1f1f8}",
+    ];
+
+    #[test]
+    fn fast_matches_reference_on_tricky_strings() {
+        let mut rng = corpus::Rng::new(7);
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..rng.below(10) {
+                text.push_str(rng.pick(TRICKY));
+            }
+            for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+                assert_eq!(
+                    enc.count(&text),
+                    enc.reference_count(&text),
+                    "{enc:?} {text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fast_matches_reference_on_the_corpus() {
+        for seed in 0..8 {
+            let text = corpus::mixed(seed, 25_000);
+            for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+                assert_eq!(
+                    enc.count(&text),
+                    enc.reference_count(&text),
+                    "{enc:?} seed {seed}"
+                );
+            }
+        }
+        // Long pieces take the heap merge.
+        let long = format!("{}{}", "ab".repeat(3000), "=+".repeat(2000));
+        for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            assert_eq!(enc.count(&long), enc.reference_count(&long), "{enc:?}");
+        }
     }
 
     #[test]

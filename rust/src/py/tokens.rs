@@ -113,9 +113,7 @@ fn count_encoding_tokens_reference(
     text: &str,
 ) -> PyResult<usize> {
     let enc = encoding(encoding_name)?;
-    Ok(run_detached(py, text.len(), || {
-        enc.reference().encode_ordinary(text).len()
-    }))
+    Ok(run_detached(py, text.len(), || enc.reference_count(text)))
 }
 
 /// Prompt tokens of parsed chat `messages` (+ `tools`); ValueError if not a list.
