@@ -9,9 +9,11 @@ from importlib import resources
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tollhouse.config import default_config, parse_config
 from tollhouse.errors import ConfigError
 from tollhouse.native import PriceTable, micros_to_usd, usd_to_micros
 
@@ -247,3 +249,34 @@ def test_shipped_file_is_well_formed() -> None:
     for model, entry in SHIPPED.items():
         assert set(entry) <= fields, model
         assert {"input_per_mtok", "output_per_mtok"} <= set(entry), model
+
+
+def test_prices_from_the_config_file() -> None:
+    config = parse_config(
+        yaml.safe_load(
+            """
+pricing:
+  my-finetune:
+    input_per_mtok: 0.3
+    output_per_mtok: 1.2
+    max_output_tokens: 2048
+  gpt-4o:
+    input_per_mtok: 2
+    output_per_mtok: 8
+"""
+        )
+    )
+    table = PriceTable(config.pricing)
+    assert table.worst_case("my-finetune", 1_000_000, None) == 300_000 + 2048 * 12 // 10 + 1
+    assert table.cost("gpt-4o", 1_000_000, 1_000_000) == 10_000_000
+    # the shipped cached rate survives an override that leaves it out
+    assert table.cost("gpt-4o", 1_000_000, 0, cached_tokens=1_000_000) == 1_250_000
+    assert PriceTable(default_config().pricing).cost("mock-1", 1_000_000, 1_000_000) == 3_000_000
+
+
+def test_nan_from_the_config_file_is_named() -> None:
+    config = parse_config(
+        yaml.safe_load("pricing: {odd: {input_per_mtok: .nan, output_per_mtok: 1}}")
+    )
+    with pytest.raises(ConfigError, match=r"pricing\.odd\.input_per_mtok"):
+        PriceTable(config.pricing)
