@@ -221,7 +221,6 @@ def test_webhook_counters_survive_a_new_dispatcher() -> None:
     assert sample(s, "tollhouse_webhook_deliveries_total", outcome="delivered") == 5
     assert sample(s, "tollhouse_webhook_queue_depth") == 3
     second = _Dispatcher()  # a config reload builds a new one that counts from zero
-    m._collectors.clear()
     m.track_webhooks(second)
     second.numbers.update(delivered=2)
     s = scrape(m)

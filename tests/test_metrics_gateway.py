@@ -108,6 +108,7 @@ def test_requests_of_both_workers_in_one_scrape(stack: Stack) -> None:
     )
 
     assert sample(s, "tollhouse_workers") == 2
+    assert sample(s, "tollhouse_webhook_queue_depth") == 0  # the gateway's dispatcher
     assert sample(s, "tollhouse_cost_usd_total", **ok) == pytest.approx(cost / 1e6, abs=1e-12)
     assert sample(s, "tollhouse_tokens_total", **ok, direction="input") > 0
     assert sample(s, "tollhouse_tokens_total", **mock, direction="output") > 0

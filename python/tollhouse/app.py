@@ -111,6 +111,7 @@ class App:
 def build_app(config: Config, gw: Gateway | None = None) -> App:
     gw = gw or Gateway.from_config(config)
     METRICS.configure(config)
+    METRICS.track_webhooks(gw.events)
     return App(gw, control.routes(gw))
 
 

@@ -142,6 +142,7 @@ class Metrics:
         self._providers: frozenset[str] | None = None
         self._seen: dict[str, set[str]] = {}
         self._collectors: list[Callable[[], None]] = []
+        self._webhooks: _Stats | None = None
         self.reset()
 
     @classmethod
@@ -155,7 +156,8 @@ class Metrics:
         self._gauges: dict[str, dict[tuple[str, ...], tuple[float, float]]] = {}
         self._stages: dict[str, list[float]] = {}
         self._seen.clear()
-        self._deltas: dict[tuple[int, str], int] = {}
+        self._webhooks_id = 0
+        self._webhooks_seen: dict[str, int] = {}
 
     # -- configuration ------------------------------------------------------------------
 
@@ -331,20 +333,26 @@ class Metrics:
         self._collectors.append(collector)
 
     def track_webhooks(self, dispatcher: _Stats) -> None:
-        """Report a ``WebhookDispatcher``'s outcomes and queue depth."""
-        ident = id(dispatcher)
+        """Report a ``WebhookDispatcher``'s outcomes and queue depth (a later call swaps
+        in a new dispatcher, e.g. after a reload; counts carry on from where they were)."""
+        if self._webhooks is None:
+            self.add_collector(self._read_webhooks)
+        self._webhooks = dispatcher
 
-        def read_stats() -> None:
-            stats = dispatcher.stats()
-            for outcome in ("delivered", "failed", "retried", "dropped", "blocked"):
-                now = int(stats.get(outcome, 0))
-                before = self._deltas.get((ident, outcome), 0)
-                if now != before:
-                    self._inc("tollhouse_webhook_deliveries_total", (outcome,), now - before)
-                    self._deltas[(ident, outcome)] = now
-            self._set("tollhouse_webhook_queue_depth", (), int(stats.get("queue_depth", 0)))
-
-        self.add_collector(read_stats)
+    def _read_webhooks(self) -> None:
+        dispatcher = self._webhooks
+        if dispatcher is None:
+            return
+        if id(dispatcher) != self._webhooks_id:  # a new dispatcher counts from zero
+            self._webhooks_id, self._webhooks_seen = id(dispatcher), {}
+        stats = dispatcher.stats()
+        for outcome in ("delivered", "failed", "retried", "dropped", "blocked"):
+            now = int(stats.get(outcome, 0))
+            before = self._webhooks_seen.get(outcome, 0)
+            if now > before:
+                self._inc("tollhouse_webhook_deliveries_total", (outcome,), now - before)
+            self._webhooks_seen[outcome] = now
+        self._set("tollhouse_webhook_queue_depth", (), int(stats.get("queue_depth", 0)))
 
     # -- snapshots, flushing, exposition --------------------------------------------------
 
