@@ -28,6 +28,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import yaml
+from litellm_target import find_litellm, litellm_target
 
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -79,6 +80,32 @@ def tree_cpu(root: int) -> float:
     return total
 
 
+def tree_rss_mb(root: int) -> tuple[float, float]:
+    """Resident memory of ``root``'s process tree: (total MB, largest process MB)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, float] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+            resident = int(Path(f"/proc/{entry}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents[int(entry)] = int(raw[raw.rfind(")") + 2 :].split()[1])
+        rss[int(entry)] = resident * page / 2**20
+    mine = []
+    for pid, mb in rss.items():
+        p = pid
+        while p > 1:
+            if p == root:
+                mine.append(mb)
+                break
+            p = parents.get(p, 0)
+    return sum(mine), max(mine, default=0.0)
+
+
 @dataclass
 class Result:
     target: str
@@ -91,6 +118,8 @@ class Result:
     p99: float
     ttfb50: float
     cpu_ms: float | None
+    p90: float = float("nan")
+    rss_mb: tuple[float, float] | None = None  # process tree total, largest process
 
     @property
     def rps(self) -> float:
@@ -150,6 +179,7 @@ def measure(
     lat, ttfb, errors = asyncio.run(drive(url, headers, stream, conc, duration))
     seconds = time.perf_counter() - t0
     cpu = (tree_cpu(pid) - cpu0) * 1000 / max(1, len(lat)) if pid else None
+    rss = tree_rss_mb(pid) if pid else None
     return Result(
         name,
         stream,
@@ -161,6 +191,8 @@ def measure(
         pct(lat, 0.99),
         pct(ttfb, 0.5),
         cpu,
+        pct(lat, 0.9),
+        rss,
     )
 
 
@@ -220,9 +252,9 @@ def floor_target(app: str, upstream: str, workdir: Path) -> tuple[subprocess.Pop
 def table(results: list[Result]) -> str:
     direct = {(r.stream, r.conc): r for r in results if r.target == "direct"}
     lines = [
-        "| target | mode | conns | RPS | p50 ms | p99 ms | added p50 | added p99 "
-        "| added TTFB p50 | CPU ms/req |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| target | mode | conns | RPS | p50 ms | p99 ms | added p50 | added p90 | added p99 "
+        "| added TTFB p50 | CPU ms/req | RSS MB (max proc) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         d = direct.get((r.stream, r.conc))
@@ -231,12 +263,14 @@ def table(results: list[Result]) -> str:
             if d and r.target != "direct"
             else ("—", "—", "—")
         )
+        added90 = f"{r.p90 - d.p90:+.3f}" if d and r.target != "direct" else "—"
         cpu = f"{r.cpu_ms:.3f}" if r.cpu_ms is not None else "—"
+        rss = f"{r.rss_mb[0]:.0f} ({r.rss_mb[1]:.0f})" if r.rss_mb is not None else "—"
         err = f" ({r.errors} err)" if r.errors else ""
         lines.append(
             f"| {r.target} | {'stream' if r.stream else 'non-stream'} | {r.conc} | "
-            f"{r.rps:,.0f}{err} | {r.p50:.3f} | {r.p99:.3f} | {added[0]} | {added[1]} | "
-            f"{added[2]} | {cpu} |"
+            f"{r.rps:,.0f}{err} | {r.p50:.3f} | {r.p99:.3f} | {added[0]} | {added90} | "
+            f"{added[1]} | {added[2]} | {cpu} | {rss} |"
         )
     return "\n".join(lines)
 
@@ -244,9 +278,10 @@ def table(results: list[Result]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="direct,tollhouse,starlette+httpx,starlette+aiohttp")
-    parser.add_argument("--conc", default="1,8")
+    parser.add_argument("--conc", default="1,8,32")
     parser.add_argument("--modes", default="non-stream,stream")
     parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--litellm-bin", help="the LiteLLM proxy for target 'litellm'")
     args = parser.parse_args()
     targets = args.targets.split(",")
     concs = [int(c) for c in args.conc.split(",")]
@@ -271,6 +306,12 @@ def main() -> None:
                 pid: int | None = None
                 if target == "direct":
                     url = f"{upstream}/v1/chat/completions"
+                elif target == "litellm":  # see litellm_target.py
+                    binary = find_litellm(args.litellm_bin)
+                    proc, port, key = litellm_target(workdir, upstream, binary)
+                    procs.append(proc)
+                    pid, url = proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions"
+                    headers["authorization"] = f"Bearer {key}"
                 elif target == "tollhouse":
                     proc, port, key = tollhouse_target(workdir, upstream)
                     procs.append(proc)
