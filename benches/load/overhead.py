@@ -2,7 +2,8 @@
 
 Starts a fast mock upstream (``fast_upstream.py``) on 127.0.0.1, a ``tollhouse serve``
 (1 worker, key auth on, SQLite) in front of it, and the bare pass-through floors
-(Starlette + httpx, Starlette + aiohttp, both on Granian).  For each target, at each
+(Starlette + httpx, Starlette + aiohttp, both on Granian; ``granian-canned``, a raw ASGI
+app that answers without any upstream call, shows the server's own floor).  For each target, at each
 concurrency, non-stream and stream, it drives keep-alive load for ``--duration`` seconds
 and reports RPS, p50/p99 latency, the added p50/p99 over the direct call, and the
 target's process-tree CPU per request read from /proc (utime + stime).
@@ -148,15 +149,19 @@ async def drive(
             nonlocal errors
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as resp:
-                    first = None
-                    async for _ in resp.content.iter_any():
-                        if first is None:
-                            first = time.perf_counter()
-                    t1 = time.perf_counter()
-                    if resp.status != 200:
-                        errors += 1
-                        continue
+                try:
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        first = None
+                        async for _ in resp.content.iter_any():
+                            if first is None:
+                                first = time.perf_counter()
+                        t1 = time.perf_counter()
+                        if resp.status != 200:
+                            errors += 1
+                            continue
+                except aiohttp.ClientError:
+                    errors += 1
+                    continue
                 latencies.append((t1 - t0) * 1000)
                 ttfbs.append(((first or t1) - t0) * 1000)
 
@@ -244,6 +249,7 @@ def floor_target(app: str, upstream: str, workdir: Path) -> tuple[subprocess.Pop
         "from pathlib import Path\nfrom granian import Granian\n"
         f"Granian('passthrough:{app}', factory=True, interface='asgi', address='127.0.0.1', "
         f"port={port}, workers=1, http='1', websockets=False, log_access=False, "
+        f"{os.environ.get('BENCH_GRANIAN_EXTRA', '')}"
         f"working_dir=Path({str(HERE)!r})).serve()\n"
     )
     return spawn([sys.executable, "-c", code], {"BENCH_UPSTREAM": upstream}, workdir, port), port
@@ -317,8 +323,13 @@ def main() -> None:
                     procs.append(proc)
                     pid, url = proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions"
                     headers["authorization"] = f"Bearer {key}"
-                elif target.startswith("starlette+"):
-                    app = "httpx_app" if target.endswith("httpx") else "aiohttp_app"
+                elif target.startswith(("starlette+", "granian-canned")):
+                    app = {
+                        "starlette+httpx": "httpx_app",
+                        "starlette+aiohttp": "aiohttp_app",
+                        "granian-canned": "canned_app",
+                        "granian-canned+watch": "canned_watch_app",
+                    }[target]
                     proc, port = floor_target(app, upstream, workdir)
                     procs.append(proc)
                     pid, url = proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions"

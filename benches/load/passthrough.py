@@ -92,3 +92,52 @@ def aiohttp_app() -> Starlette:
     return Starlette(
         routes=[Route("/v1/chat/completions", chat, methods=["POST"])], lifespan=lifespan
     )
+
+
+def canned_app() -> Any:
+    """No upstream at all: a raw ASGI app answering a canned completion (Granian's floor)."""
+    body = (
+        b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":'
+        b'{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
+    )
+    headers = [(b"content-type", b"application/json")]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def canned_watch_app() -> Any:
+    """``canned_app`` plus a task waiting on ``receive()`` for the disconnect once the body
+    is read (what the gateway does to cancel an upstream call when the client goes away)."""
+    import asyncio
+
+    body = (
+        b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":'
+        b'{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
+    )
+    headers = [(b"content-type", b"application/json")]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+
+        async def watch() -> None:
+            await receive()
+
+        task = asyncio.get_running_loop().create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            task.cancel()
+
+    return app

@@ -68,16 +68,7 @@ def upstream_config(directory: Path, upstream_url: str, **extra: Any) -> dict[st
     return config
 
 
-async def _create_key(store_url: str, record: KeyRecord) -> None:
-    store = open_store(store_url)
-    await store.open()
-    try:
-        await store.create_key(record)
-    finally:
-        await store.close()
-
-
-def create_key(
+async def acreate_key(
     store_url: str,
     name: str = "test",
     *,
@@ -98,8 +89,27 @@ def create_key(
         models=tuple(models) if models is not None else None,
         expires_at=expires_at,
     )
-    asyncio.run(_create_key(store_url, record))
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.create_key(record)
+    finally:
+        await store.close()
     return raw, record
+
+
+def create_key(
+    store_url: str,
+    name: str = "test",
+    *,
+    models: Sequence[str] | None = None,
+    disabled: bool = False,
+    expires_at: float | None = None,
+) -> tuple[str, KeyRecord]:
+    """``acreate_key`` for sync code."""
+    return asyncio.run(
+        acreate_key(store_url, name, models=models, disabled=disabled, expires_at=expires_at)
+    )
 
 
 class GatewayProcess:
