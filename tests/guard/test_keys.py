@@ -186,3 +186,35 @@ async def test_a_failing_store_keeps_the_last_table(tmp_path: Path) -> None:
         assert cache.authenticate(raw).hash == hash_key(raw)
     finally:
         await cache.stop()
+
+
+class CancelToError:
+    """A store whose key-version read turns a cancellation into an error (in-process fake)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.polling = asyncio.Event()
+        self.slow = False
+
+    async def keys_version(self) -> int:
+        if self.slow:
+            self.polling.set()
+            try:
+                await asyncio.sleep(0.3)
+            except asyncio.CancelledError:
+                raise RuntimeError("connection closed while cancelling") from None
+        return await self.store.keys_version()
+
+    async def all_keys(self) -> list[KeyRecord]:
+        return await self.store.all_keys()
+
+
+async def test_stop_returns_even_if_the_store_swallows_the_cancel(store: SqlStore) -> None:
+    fake = CancelToError(store)
+    cache = KeyCache(fake, refresh_interval=0.01)  # type: ignore[arg-type]
+    await cache.start()
+    fake.slow = True
+    await asyncio.wait_for(fake.polling.wait(), 5)
+    started = time.monotonic()
+    await asyncio.wait_for(cache.stop(), timeout=10)
+    assert time.monotonic() - started < 2

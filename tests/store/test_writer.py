@@ -168,3 +168,41 @@ async def test_flush_raises_when_the_store_fails(store: SqlStore) -> None:
 def test_bad_settings_are_rejected(tmp_path: object) -> None:
     with pytest.raises(ValueError):
         SpendWriter(None, batch=0)  # type: ignore[arg-type]
+
+
+class CancelToError:
+    """A store whose insert turns a cancellation into an error, as a driver may when the
+    connection is torn down mid-query (in-process fake)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.started = asyncio.Event()
+
+    async def insert_spend(self, rows: list[SpendRow]) -> None:
+        self.started.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            raise Unavailable("connection closed while cancelling") from None
+        await self.store.insert_spend(rows)
+
+
+async def test_stop_returns_even_if_the_store_swallows_the_cancel(store: SqlStore) -> None:
+    fake = CancelToError(store)
+    writer = SpendWriter(fake, interval=0.01, stop_timeout=2)  # type: ignore[arg-type]
+    await writer.start()
+    writer.submit(row(1))
+    await asyncio.wait_for(fake.started.wait(), 5)
+    started = time.monotonic()
+    await asyncio.wait_for(writer.stop(), timeout=10)
+    assert time.monotonic() - started < 3
+    assert writer.pending == 0
+    assert await store.key_spend_since("a" * 64, 0) == 1
+
+
+async def test_stop_never_hangs_when_it_races_the_interval_timer(store: SqlStore) -> None:
+    for i in range(100):
+        writer = SpendWriter(store, interval=0.001)
+        await writer.start()
+        await asyncio.sleep(0.001 * (i % 4))
+        await asyncio.wait_for(writer.stop(), timeout=5)

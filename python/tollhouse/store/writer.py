@@ -48,6 +48,8 @@ class SpendWriter:
         self.stop_timeout = stop_timeout
         self._queue: deque[SpendRow] = deque()
         self._wake = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.written = 0
@@ -92,15 +94,23 @@ class SpendWriter:
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
+            self._stop_event.clear()
             self._task = asyncio.create_task(self._run(), name="tollhouse-spend-writer")
 
     async def stop(self) -> None:
-        """Stop the loop, then write everything queued (retrying up to ``stop_timeout``)."""
+        """Stop the loop, then write everything queued (retrying up to ``stop_timeout``).
+
+        The loop ends on a flag, not on a cancel: a store driver may turn a cancellation
+        that lands mid-query into an ordinary error, which would otherwise be retried
+        forever.  A cancel is only the fallback for a loop stuck in a store call.
+        """
+        self._stopping = True
+        self._stop_event.set()
+        self._wake.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _finish(task, self.stop_timeout)
         deadline = time.monotonic() + self.stop_timeout
         backoff = self.min_backoff
         while self._queue:
@@ -124,14 +134,14 @@ class SpendWriter:
 
     async def _run(self) -> None:
         backoff = self.min_backoff
-        while True:
+        while not self._stopping:
             if len(self._queue) < self.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                await _wait(self._wake, self.interval)
             self._wake.clear()
-            while self._queue:
+            while self._queue and not self._stopping:
                 if not await self._write_batch():
-                    await asyncio.sleep(backoff)
+                    # Only a stop cuts the backoff short; new rows do not.
+                    await _wait(self._stop_event, backoff)
                     backoff = min(backoff * 2, self.max_backoff)
                     break
                 backoff = self.min_backoff
@@ -161,3 +171,23 @@ class SpendWriter:
             self.written += len(rows)
             self.last_error = None
             return True
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds`` (in this task: no inner task to lose a cancel)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
+async def _finish(task: asyncio.Task[None], grace: float) -> None:
+    """Let a stopping loop end by itself within ``grace`` seconds, else cancel it.
+
+    Never swallows a cancellation of the caller.
+    """
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.error("spend writer loop failed: %r", task.exception())
