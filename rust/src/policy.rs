@@ -1,19 +1,19 @@
 //! Content policy matching.
 //!
 //! Rules flow in once (at config load) as [`RuleSpec`]s and are compiled into an
-//! immutable [`PolicyMatcher`]: every keyword of every rule goes into one of two
-//! Aho-Corasick automata (ASCII-case-insensitive or exact; non-ASCII keywords of
-//! case-insensitive rules into one Unicode-folding `RegexSet`), every regex is compiled
+//! immutable [`PolicyMatcher`]: every keyword of every rule goes into one of three keyword
+//! sets (ASCII-case-insensitive, exact, and Unicode-lower-cased for non-ASCII keywords of
+//! case-insensitive rules, searched in the lower-cased text), every regex is compiled
 //! with the regex crate (so matching stays linear in the text), and model globs and size
-//! limits are kept per rule. A check is one pass of each automaton over the text plus one
-//! search per regex; it returns at most one [`Hit`] per rule, in rule order, naming the
-//! keyword, pattern or glob that fired — never the surrounding text.
+//! limits are kept per rule. A check is one pass of each keyword set over the text plus
+//! one search per regex; it returns at most one [`Hit`] per rule, in rule order, naming
+//! the keyword, pattern or glob that fired — never the surrounding text.
 
 mod glob;
 mod grams;
 mod keywords;
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
 
 use crate::CoreError;
 
@@ -92,7 +92,6 @@ pub struct Hit {
 
 /// Limits that keep a hostile or mistaken config from exhausting memory at compile time.
 const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
-const REGEX_SET_SIZE_LIMIT: usize = 256 * 1024 * 1024;
 #[derive(Debug)]
 struct Rule {
     id: String,
@@ -103,14 +102,6 @@ struct Rule {
     models_deny: Vec<String>,
     max_bytes: Option<u64>,
     max_tokens: Option<u64>,
-}
-
-/// The rule keyword a `RegexSet` pattern stands for: non-ASCII keywords of
-/// case-insensitive rules go there, since Unicode case folding needs the regex engine.
-#[derive(Debug, Clone, Copy)]
-struct FoldedOwner {
-    rule: u32,
-    keyword: u32,
 }
 
 /// A user regex, searched on its own so the engine can use its literal prefilters.
@@ -127,8 +118,9 @@ pub struct PolicyMatcher {
     rules: Vec<Rule>,
     insensitive: Option<KeywordSet>,
     sensitive: Option<KeywordSet>,
-    folded: Option<RegexSet>,
-    folded_owners: Vec<FoldedOwner>,
+    /// Non-ASCII keywords of case-insensitive rules, lower-cased; searched in the
+    /// lower-cased text.
+    lowered: Option<KeywordSet>,
     regexes: Vec<UserRegex>,
 }
 
@@ -147,8 +139,7 @@ impl PolicyMatcher {
         let mut seen = std::collections::HashSet::new();
         let mut insensitive = KeywordSetBuilder::default();
         let mut sensitive = KeywordSetBuilder::default();
-        let mut folded_patterns: Vec<String> = Vec::new();
-        let mut folded_owners = Vec::new();
+        let mut lowered = KeywordSetBuilder::default();
         let mut regexes = Vec::new();
         let mut compiled = Vec::with_capacity(rules.len());
 
@@ -192,17 +183,7 @@ impl PolicyMatcher {
                 } else if keyword.is_ascii() {
                     insensitive.add(keyword.to_ascii_lowercase(), owner);
                 } else {
-                    let literal = regex::escape(keyword);
-                    let pattern = if spec.whole_word {
-                        format!(r"(?i)(?:^|\W)(?:{literal})(?:\W|$)")
-                    } else {
-                        format!("(?i){literal}")
-                    };
-                    folded_patterns.push(pattern);
-                    folded_owners.push(FoldedOwner {
-                        rule,
-                        keyword: k as u32,
-                    });
+                    lowered.add(keyword.to_lowercase(), owner);
                 }
             }
             for (i, pattern) in spec.regex.iter().enumerate() {
@@ -235,23 +216,11 @@ impl PolicyMatcher {
             });
         }
 
-        let folded = if folded_patterns.is_empty() {
-            None
-        } else {
-            Some(
-                RegexSetBuilder::new(&folded_patterns)
-                    .size_limit(REGEX_SET_SIZE_LIMIT)
-                    .dfa_size_limit(REGEX_SET_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| CoreError::config("policy keywords", e.to_string()))?,
-            )
-        };
         Ok(PolicyMatcher {
             rules: compiled,
             insensitive: insensitive.build(true)?,
             sensitive: sensitive.build(false)?,
-            folded,
-            folded_owners,
+            lowered: lowered.build(false)?,
             regexes,
         })
     }
@@ -278,21 +247,17 @@ impl PolicyMatcher {
                 self.rules[o.rule as usize].keywords[o.keyword as usize].clone()
             });
         }
-        if let Some(folded) = &self.folded {
-            // Skip the pass when every rule with such a keyword already matched.
-            if self
-                .folded_owners
-                .iter()
-                .any(|o| found[o.rule as usize].is_none())
-            {
-                for i in folded.matches(text).iter() {
-                    let FoldedOwner { rule, keyword } = self.folded_owners[i];
-                    let slot = &mut found[rule as usize];
-                    if slot.is_none() {
-                        let keyword = &self.rules[rule as usize].keywords[keyword as usize];
-                        *slot = Some((MatchKind::Keyword, keyword.clone()));
-                    }
-                }
+        if let Some(set) = &self.lowered {
+            // Lower-casing the text costs an allocation: only when a rule is still open.
+            if set.pending(&found) > 0 {
+                let lower = if text.is_ascii() {
+                    text.to_ascii_lowercase()
+                } else {
+                    text.to_lowercase()
+                };
+                set.scan(&lower, &mut found, |o: &Owner| {
+                    self.rules[o.rule as usize].keywords[o.keyword as usize].clone()
+                });
             }
         }
         for user in &self.regexes {
@@ -470,6 +435,21 @@ mod tests {
         );
         assert_eq!(ids(&m, &m.check("die STRAßE", None, None)), ["ww"]);
         assert!(m.check("hauptstraßen", None, None).is_empty());
+    }
+
+    #[test]
+    fn many_non_ascii_keywords_compile_fast_and_match() {
+        let words: Vec<String> = (0..2000).map(|i| format!("слово{i}ъ")).collect();
+        let start = std::time::Instant::now();
+        let mut ww = kw("ru", &[]);
+        ww.keywords = words;
+        ww.whole_word = true;
+        let m = PolicyMatcher::new(vec![ww]).unwrap();
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let hits = m.check("Это СЛОВО1234Ъ, да", None, None);
+        assert_eq!(hits[0].detail, "слово1234ъ");
+        assert!(m.check("этослово1234ъ", None, None).is_empty());
+        assert!(m.check("слово12345ъ", None, None).is_empty());
     }
 
     #[test]

@@ -127,6 +127,14 @@ pub(super) fn whole_word_at(text: &str, start: usize, end: usize) -> bool {
 }
 
 impl KeywordSet {
+    /// How many rules with a keyword here have no match in `found` yet.
+    pub(super) fn pending(&self, found: &[Option<(MatchKind, String)>]) -> usize {
+        self.rules
+            .iter()
+            .filter(|&&r| found[r as usize].is_none())
+            .count()
+    }
+
     /// Record, for every rule whose slot in `found` is still empty, the first of its
     /// keywords that occurs in `text` (honouring whole-word), as `keyword(owner)` names it.
     pub(super) fn scan(
@@ -135,13 +143,8 @@ impl KeywordSet {
         found: &mut [Option<(MatchKind, String)>],
         keyword: impl Fn(&Owner) -> String,
     ) {
-        // Rules with a keyword in this automaton that have not matched yet: stop early
-        // once none is left.
-        let mut pending = self
-            .rules
-            .iter()
-            .filter(|&&r| found[r as usize].is_none())
-            .count();
+        // Rules with a keyword here that have not matched yet: stop early once none is left.
+        let mut pending = self.pending(found);
         if pending == 0 {
             return;
         }
