@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 
 from hypothesis import given, settings
@@ -110,6 +111,10 @@ SECRETS = [
     ("AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"),
     ("IPV4", "10.20.30.40"),
     ("GITHUB_TOKEN", "ghp_aB3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb3d"),
+    # evasions: a JSON escape, a zero-width space, full-width digits
+    ("EMAIL", "bob\\u0040example.com"),
+    ("CREDIT_CARD", "4\u200b111 1111 1111 1111"),
+    ("US_SSN", "\uff11\uff12\uff13-\uff14\uff15-\uff16\uff17\uff18\uff19"),
 ]
 # Filler that cannot form or extend a detection: letters, CJK, emoji, accents, spaces.
 filler = st.text(
@@ -130,6 +135,13 @@ def documents(draw: st.DrawFn) -> tuple[str, list[tuple[str, int, int]]]:
     return text, want
 
 
+def normalize_ref(s: str) -> str:
+    """What the redactor hashes: JSON escapes decoded, zero-width dropped, full-width folded."""
+    s = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), s)
+    s = re.sub("[\u200b-\u200d\u2060\ufeff]", "", s)
+    return s.translate({c: c - 0xFF01 + 0x21 for c in range(0xFF01, 0xFF5F)})
+
+
 def mask_ref(text: str, spans: list[native.Span], salt: str | None, hashed: bool) -> str:
     out, last = [], 0
     for s in spans:
@@ -140,7 +152,7 @@ def mask_ref(text: str, spans: list[native.Span], salt: str | None, hashed: bool
                 + b"\0"
                 + s.family.encode()
                 + b"\0"
-                + text[s.start : s.end].encode()
+                + normalize_ref(text[s.start : s.end]).encode()
             ).hexdigest()[:8]
             out.append(f"[REDACTED:{s.family}:{digest}]")
         else:

@@ -270,13 +270,17 @@ fn pem(s: &mut Scan<'_>, start: usize) -> Option<usize> {
         return None;
     }
     let body = label_end + 5;
-    let window = &h[body..h.len().min(body + MAX_PEM)];
-    let end = match memchr::memmem::find(window, b"-----END ") {
+    let lim = h.len().min(body + MAX_PEM);
+    let from = body.max(s.pem_searched).min(lim);
+    let end = match memchr::memmem::find(&h[from..lim], b"-----END ") {
         Some(off) => {
-            let e = body + off + 9;
+            let e = from + off + 9;
             memchr::memmem::find(&h[e..h.len().min(e + 80)], b"-----").map_or(e, |c| e + c + 5)
         }
-        None => pem_body_end(h, body),
+        None => {
+            s.pem_searched = lim.saturating_sub(8);
+            pem_body_end(h, body)
+        }
     };
     s.push(Family::PrivateKey, start, end);
     Some(end)

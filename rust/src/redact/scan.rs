@@ -101,6 +101,9 @@ pub struct Scan<'a> {
     pub h: &'a [u8],
     pub on: &'a [bool],
     pub out: Vec<Cand>,
+    /// No PEM END line starts before this offset (searched already): repeated BEGIN
+    /// lines without an END cost one search, not one per line.
+    pub pem_searched: usize,
 }
 
 impl Scan<'_> {
@@ -224,6 +227,7 @@ pub fn scan_builtin(pf: &Prefilter, h: &[u8], on: &[bool]) -> Vec<Cand> {
         h,
         on,
         out: Vec::new(),
+        pem_searched: 0,
     };
     // Literal triggers.
     let mut pos = 0;

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 
-use super::{Modes, Redactor};
+use super::{Modes, Redactor, Span};
 
 /// Left context kept from emitted text.
 const CONTEXT: usize = 64;
@@ -31,6 +31,14 @@ fn floor_char(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+fn numeric_tail_byte(b: u8) -> bool {
+    b >= 0x80
+        || matches!(
+            b,
+            b'0'..=b'9' | b'A'..=b'Z' | b' ' | b'\t' | b'(' | b')' | b'.' | b'+' | b'-' | b'\\' | b'u'
+        )
 }
 
 /// Where the safe prefix of `pending` ends.
@@ -58,15 +66,20 @@ fn safe_cut(pending: &str, closed: bool) -> usize {
     } else {
         cut = floor_char(pending, cut - MAX_WORD);
     }
-    // A trailing run of digits, separators and upper-case letters (cards, phones, IBANs).
+    // A trailing run of digits, separators and upper-case letters (cards, phones, IBANs),
+    // including what normalisation folds away (non-ASCII zero-width and full-width
+    // characters, `\uXXXX` escapes).
     let lim = cut.saturating_sub(MAX_NUMERIC_TAIL);
     let mut k = cut;
-    while k > lim
-        && matches!(b[k - 1], b'0'..=b'9' | b'A'..=b'Z' | b' ' | b'\t' | b'(' | b')' | b'.' | b'+' | b'-')
-    {
+    while k > lim && numeric_tail_byte(b[k - 1]) {
         k -= 1;
     }
-    if b[k..cut].iter().any(u8::is_ascii_digit) {
+    while !pending.is_char_boundary(k) {
+        k += 1;
+    }
+    let tail = &b[k..cut];
+    let fullwidth_digit = |w: &[u8]| w[0] == 0xEF && w[1] == 0xBC && (0x90..=0x99).contains(&w[2]);
+    if tail.iter().any(u8::is_ascii_digit) || tail.windows(3).any(fullwidth_digit) {
         cut = k;
     }
     // A trailing `keyword =` whose value has not arrived yet.
@@ -139,7 +152,15 @@ impl StreamRedactor {
         let mut text = String::with_capacity(ctx + self.pending.len());
         text.push_str(&self.context);
         text.push_str(&self.pending);
-        let spans = self.redactor.scan(&text);
+        let (norm, cands) = self.redactor.detect(&text);
+        let spans: Vec<Span> = cands
+            .iter()
+            .map(|c| Span {
+                family: c.family,
+                start: norm.start(c.start),
+                end: norm.end(c.end),
+            })
+            .collect();
         // A detection reaching past the cut is held back whole.
         for sp in &spans {
             if sp.start >= ctx && sp.start < ctx + cut && sp.end > ctx + cut {
@@ -148,10 +169,15 @@ impl StreamRedactor {
         }
         let mut out = String::with_capacity(cut + 32);
         let mut last = ctx;
-        for sp in spans.iter().filter(|s| s.end > ctx && s.end <= ctx + cut) {
+        for (sp, c) in spans
+            .iter()
+            .zip(&cands)
+            .filter(|(s, _)| s.end > ctx && s.end <= ctx + cut)
+        {
             let start = sp.start.max(ctx);
             out.push_str(&text[last..start]);
-            let secret = &text.as_bytes()[sp.start..sp.end];
+            // The normalised secret, so hashes match one-shot `redact` under evasions.
+            let secret = &norm.text.as_bytes()[c.start..c.end];
             self.redactor
                 .push_token(&mut out, sp.family, &self.modes, secret);
             self.count += 1;
@@ -215,6 +241,21 @@ mod tests {
                 assert_eq!(s.count(), 1, "{text:?} split {split}: {out}");
             }
         }
+    }
+
+    #[test]
+    fn hashes_match_one_shot_redaction_under_evasions() {
+        let r = Arc::new(Redactor::new(None, &[], Some("salt")).unwrap());
+        let modes = r.modes([("default", "hash")]).unwrap();
+        let text = "mail bob\\u0040example.com and 4\u{200B}111 1111 1111 1111 ok";
+        let mut s = StreamRedactor::new(Arc::clone(&r), modes.clone());
+        let mut out = String::new();
+        for ch in text.chars() {
+            out.push_str(&s.feed(&ch.to_string()));
+        }
+        out.push_str(&s.finish());
+        assert_eq!(out, r.redact(text, &modes).text);
+        assert_eq!(s.count(), 2);
     }
 
     #[test]

@@ -219,3 +219,18 @@ fn parts_catch_a_secret_split_between_them() {
     assert_eq!(out[1].text, " and more");
     assert_eq!(out[0].count + out[1].count, 1);
 }
+
+#[test]
+fn many_unclosed_pem_headers_stay_linear() {
+    let r = all();
+    let text = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nnot base64 here\n"
+        .repeat(20_000);
+    let t = std::time::Instant::now();
+    let spans = r.scan(&text);
+    assert_eq!(spans.len(), 20_000);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+}
