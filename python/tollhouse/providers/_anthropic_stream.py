@@ -34,6 +34,7 @@ class AnthropicToChat:
         "_tool_index",
         "_blocks",
         "_finish",
+        "_stopped",
     )
 
     def __init__(
@@ -47,6 +48,7 @@ class AnthropicToChat:
         self._tool_index = 0
         self._blocks: dict[int, int] = {}  # anthropic block index -> chat tool_calls index
         self._finish: str | None = None
+        self._stopped = False
 
     def feed(self, event: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         kind = data.get("type", event)
@@ -91,6 +93,7 @@ class AnthropicToChat:
             self._finish = STOP_TO_CHAT.get(reason or "end_turn", "stop")
             return [self._chunk({}, self._finish)]
         if kind == "message_stop":
+            self._stopped = True
             if not self.include_usage:
                 return []
             return [usage_chunk(self.id, self.model, self.created, self.chat_usage())]
@@ -106,7 +109,8 @@ class AnthropicToChat:
 
     @property
     def finished(self) -> bool:
-        return self._finish is not None
+        """Whether ``message_stop`` arrived (a stream cut before it is an upstream failure)."""
+        return self._stopped
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return chunk(self.id, self.model, self.created, delta, finish)
@@ -115,7 +119,7 @@ class AnthropicToChat:
 class ChatToAnthropic:
     """OpenAI chunks -> Anthropic events; call ``finish()`` once the upstream stream ends."""
 
-    __slots__ = ("id", "model", "_started", "_open", "_index", "_tools", "_stop", "_usage", "_done")
+    __slots__ = ("id", "model", "_started", "_open", "_index", "_tools", "_stop", "usage", "_done")
 
     def __init__(self, *, id_: str, model: str) -> None:
         self.id = id_
@@ -125,13 +129,13 @@ class ChatToAnthropic:
         self._index = -1
         self._tools: dict[int, int] = {}  # chat tool_calls index -> anthropic block index
         self._stop = "end_turn"
-        self._usage: dict[str, Any] | None = None
+        self.usage: dict[str, Any] | None = None
         self._done = False
 
     def feed(self, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         out = self._start()
         if data.get("usage"):
-            self._usage = data["usage"]
+            self.usage = data["usage"]
         for choice in data.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
@@ -155,7 +159,7 @@ class ChatToAnthropic:
             return []
         self._done = True
         out = self._start() + self._close()
-        usage = messages_usage(self._usage)
+        usage = messages_usage(self.usage)
         out.append(
             (
                 "message_delta",
@@ -170,7 +174,7 @@ class ChatToAnthropic:
         return out
 
     def usage_parts(self) -> tuple[int, int, int, int, int]:
-        return usage_parts(self._usage)
+        return usage_parts(self.usage)
 
     def _start(self) -> list[tuple[str, dict[str, Any]]]:
         if self._started:

@@ -31,7 +31,7 @@ class ChatToResponses:
         "_open",
         "_calls",
         "_finish",
-        "_usage",
+        "usage",
         "_started",
         "_done",
     )
@@ -46,14 +46,14 @@ class ChatToResponses:
         self._open: int | None = None  # output index of the item receiving deltas
         self._calls: dict[int, int] = {}  # chat tool_calls index -> output index
         self._finish: str | None = None
-        self._usage: Any = None
+        self.usage: Any = None
         self._started = False
         self._done = False
 
     def feed(self, data: dict[str, Any]) -> list[Event]:
         out = self._start()
         if data.get("usage"):
-            self._usage = data["usage"]
+            self.usage = data["usage"]
         for choice in data.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
@@ -71,7 +71,7 @@ class ChatToResponses:
             return []
         self._done = True
         out = self._start() + self._close()
-        body = self._response("completed", response_usage(self._usage))
+        body = self._response("completed", response_usage(self.usage))
         name = "response.completed" if body["status"] == "completed" else "response.incomplete"
         out.append(self._event(name, {"response": body}))
         return out
@@ -79,7 +79,7 @@ class ChatToResponses:
     def failed(self, message: str) -> list[Event]:
         """A terminal ``response.failed`` for an upstream error after the stream began."""
         self._done = True
-        body = self._response("failed", response_usage(self._usage))
+        body = self._response("failed", response_usage(self.usage))
         body["error"] = {"code": "server_error", "message": message}
         return self._start() + [self._event("response.failed", {"response": body})]
 
