@@ -392,6 +392,150 @@ def azure_app(state: Upstream) -> web.Application:
     return app
 
 
+# -- OpenAI-compatible -----------------------------------------------------------------------
+
+
+def _openai_last_text(body: dict[str, Any]) -> tuple[str, bool]:
+    last = body["messages"][-1]
+    if last["role"] == "tool":
+        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        return " ".join(str(r) for r in results), True
+    content = last.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return str(content or ""), False
+
+
+def openai_app(state: Upstream) -> web.Application:
+    """Chat completions (and a native ``/v1/responses``), Bearer auth."""
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await _record(state, request)
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return web.json_response({"error": {"message": "bad key", "type": "auth"}}, status=401)
+        if state.fail_status:
+            return web.json_response({"error": {"message": "busy"}}, status=state.fail_status)
+        text, has_results = _openai_last_text(body)
+        call = bool(body.get("tools")) and not has_results and body.get("tool_choice") != "none"
+        reply = f"echo: {text}"
+        prompt = len(orjson.dumps(body["messages"])) // 4
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": len(reply.split()),
+            "total_tokens": prompt + len(reply.split()),
+            "prompt_tokens_details": {"cached_tokens": state.cache_read},
+        }
+        name = body["tools"][0]["function"]["name"] if call else ""
+        base = {"id": "chatcmpl-up", "created": 1, "model": body["model"]}
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": None if call else reply}
+            if call:
+                fn = {"name": name, "arguments": '{"city": "Paris"}'}
+                message["tool_calls"] = [{"id": "call_up1", "type": "function", "function": fn}]
+            choice = {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if call else "stop",
+            }
+            return web.json_response(
+                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+            )
+
+        def ck(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            data = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+            return b"data: " + orjson.dumps(data) + b"\n\n"
+
+        frames = [ck({"role": "assistant", "content": ""})]
+        if call:
+            head = {
+                "index": 0,
+                "id": "call_up1",
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            frames.append(ck({"tool_calls": [head]}))
+            for piece in ('{"city": ', '"Paris"}'):
+                frames.append(ck({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        else:
+            frames += [ck({"content": w}) for w in _words(reply)]
+        frames.append(ck({}, "tool_calls" if call else "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            data = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            frames.append(b"data: " + orjson.dumps(data) + b"\n\n")
+        frames.append(b"data: [DONE]\n\n")
+        return await _sse(request, state, frames)
+
+    async def responses(request: web.Request) -> web.StreamResponse:
+        body = await _record(state, request)
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return web.json_response({"error": {"message": "bad key", "type": "auth"}}, status=401)
+        text = body["input"] if isinstance(body["input"], str) else "items"
+        reply = f"native: {text}"
+        item = {
+            "type": "message",
+            "id": "msg_n1",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": reply, "annotations": []}],
+        }
+        usage = {
+            "input_tokens": 9,
+            "output_tokens": 2,
+            "total_tokens": 11,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+        resp = {
+            "id": "resp_native",
+            "object": "response",
+            "created_at": 1,
+            "status": "completed",
+            "model": body["model"],
+            "output": [item],
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            return web.json_response(resp)
+
+        def ev(kind: str, **data: Any) -> bytes:
+            return (
+                b"event: "
+                + kind.encode()
+                + b"\ndata: "
+                + orjson.dumps({"type": kind, **data})
+                + b"\n\n"
+            )
+
+        part = {"type": "output_text", "text": "", "annotations": []}
+        where = {"item_id": "msg_n1", "output_index": 0, "content_index": 0}
+        added = {**item, "status": "in_progress", "content": []}
+        steps: list[tuple[str, dict[str, Any]]] = [
+            ("response.created", {"response": {**resp, "status": "in_progress", "output": []}}),
+            ("response.output_item.added", {"output_index": 0, "item": added}),
+            ("response.content_part.added", {**where, "part": part}),
+            ("response.output_text.delta", {**where, "delta": reply}),
+            ("response.output_text.done", {**where, "text": reply}),
+            ("response.content_part.done", {**where, "part": {**part, "text": reply}}),
+            ("response.output_item.done", {"output_index": 0, "item": item}),
+            ("response.completed", {"response": resp}),
+        ]
+        frames = [ev(kind, sequence_number=i, **data) for i, (kind, data) in enumerate(steps)]
+        return await _sse(request, state, frames)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/responses", responses)
+    return app
+
+
+@contextmanager
+def openai_upstream() -> Iterator[Upstream]:
+    state = Upstream()
+    with serve(openai_app(state), state, "/v1") as s:
+        yield s
+
+
 @contextmanager
 def anthropic_upstream() -> Iterator[Upstream]:
     state = Upstream()

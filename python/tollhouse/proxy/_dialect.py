@@ -1,0 +1,258 @@
+"""Serving a non-chat client format (Anthropic Messages, OpenAI Responses) over chat.
+
+A ``Dialect`` says how to turn the client's body into a chat request, a chat completion
+into the client's answer, and chat chunks into the client's stream events.  ``serve``
+runs the usual pipeline stages around it (auth, body cap, resolve, upstream call, usage,
+cost, headers, spend row, disconnect cancel), so any provider can answer any dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from tollhouse.errors import InvalidRequest, ProviderError, TollhouseError, UpstreamHTTPError
+from tollhouse.gateway import Gateway
+from tollhouse.providers import Call
+from tollhouse.providers._chat_shape import chat_usage
+from tollhouse.providers._sse import SSEParser, encode_event
+from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy._body import ClientGone, read_body
+from tollhouse.proxy.pipeline import Exchange, Usage
+from tollhouse.proxy.routes import CLIENT_CLOSED, DisconnectWatch, _aclose, _internal
+
+Event = tuple[str, dict[str, Any]]
+
+
+class StreamTranslator(Protocol):
+    def feed(self, data: dict[str, Any]) -> list[Event]: ...
+
+    def finish(self) -> list[Event]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    to_chat: Callable[[dict[str, Any]], dict[str, Any]]
+    reply: Callable[[dict[str, Any], Exchange, dict[str, Any]], dict[str, Any]]
+    stream: Callable[[Exchange, dict[str, Any]], StreamTranslator]
+    # set the final usage on the translator (it reaches the closing event)
+    set_usage: Callable[[StreamTranslator, dict[str, Any]], None]
+    error_body: Callable[[TollhouseError], bytes]
+    stream_error: Callable[[StreamTranslator, TollhouseError], bytes]
+    # a provider that speaks this dialect natively gets the client's bytes instead
+    native: (
+        Callable[[Gateway, Exchange, dict[str, Any], bytes, asgi.Send], Awaitable[bool]] | None
+    ) = None
+
+
+def authenticate(gw: Gateway, headers: list[asgi.Header]) -> Any:
+    """The virtual key from ``x-api-key`` (Anthropic SDKs) or ``Authorization: Bearer``."""
+    key = asgi.header(headers, b"x-api-key")
+    if key is not None:
+        return gw.keys.authenticate(key.decode("latin-1").strip() or None)
+    return pipeline.authenticate(gw, headers)
+
+
+async def serve(
+    gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send, dialect: Dialect
+) -> None:
+    ex = Exchange()
+    headers: list[asgi.Header] = scope["headers"]
+    watch: DisconnectWatch | None = None
+    try:
+        ex.key = authenticate(gw, headers)
+        raw = await read_body(receive, headers, gw.max_body_bytes)
+        client = pipeline.parse_json(raw)
+        model = client.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("model: required, a non-empty string")
+        ex.body = client
+        ex.route = route = pipeline.resolve(gw, ex.key, model)
+        watch = DisconnectWatch(receive)
+        if dialect.native is not None and await dialect.native(gw, ex, client, raw, send):
+            return
+        chat = ex.body = dialect.to_chat(client)
+        call = Call(chat, None, route.upstream_model)
+        call.set("model", route.upstream_model)
+        if chat.get("stream") is True:
+            ex.stream = True
+            await _stream(gw, ex, call, client, send, dialect)
+        else:
+            await _complete(gw, ex, call, client, send, dialect)
+    except TollhouseError as exc:
+        await fail(send, ex, exc, dialect)
+    except ClientGone:
+        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
+    except asyncio.CancelledError:
+        if watch is None or not watch.absorb():
+            raise
+        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
+    except Exception as exc:
+        await _internal(send, ex, exc)
+    finally:
+        if watch is not None:
+            watch.stop()
+        if ex.route is not None and ex.usage is None and ex.cancelled:
+            pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
+        pipeline.record(gw, ex)
+
+
+async def fail(send: asgi.Send, ex: Exchange, exc: TollhouseError, dialect: Dialect) -> None:
+    """The error in the dialect's envelope; an upstream 4xx keeps its own status and body."""
+    ex.status, ex.error_code = exc.status, exc.code
+    if ex.responded:  # a native relay failed mid-stream: tell the client in-band
+        frame = b"event: error\ndata: " + dialect.error_body(exc) + b"\n\n"
+        await send({"type": "http.response.body", "body": frame, "more_body": False})
+        return
+    status, body, headers = asgi.error_response(exc)
+    if not isinstance(exc, UpstreamHTTPError):
+        body = dialect.error_body(exc)
+    ex.status = status
+    await asgi.send_bytes(send, status, body, [*headers, *pipeline.gate_headers(ex, cost=False)])
+
+
+async def _complete(
+    gw: Gateway, ex: Exchange, call: Call, client: dict[str, Any], send: asgi.Send, dialect: Dialect
+) -> None:
+    assert ex.route is not None  # noqa: S101 - resolved before the call
+    t = time.perf_counter()
+    try:
+        reply = await ex.route.provider.chat(call)
+    finally:
+        ex.upstream_s += time.perf_counter() - t
+    data = reply.data
+    if data is None:
+        raise ProviderError(f"provider {ex.route.provider.name!r} answered with invalid JSON")
+    usage = pipeline.usage_from(data)
+    if usage is None:
+        usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
+        data["usage"] = _as_chat_usage(usage)
+    pipeline.settle(gw, ex, usage)
+    ex.finish_reason = pipeline.first_finish_reason(data)
+    body = orjson.dumps(dialect.reply(data, ex, client))
+    await asgi.send_bytes(send, 200, body, [asgi.JSON, *pipeline.gate_headers(ex, cost=True)])
+
+
+def _as_chat_usage(usage: Usage) -> dict[str, Any]:
+    return chat_usage(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        cached=usage.cached_tokens,
+        cache_write=usage.cache_write_tokens,
+    )
+
+
+async def _stream(
+    gw: Gateway, ex: Exchange, call: Call, client: dict[str, Any], send: asgi.Send, dialect: Dialect
+) -> None:
+    """Chat chunks in, the dialect's events out; errors after the headers go in-band."""
+    assert ex.route is not None  # noqa: S101 - resolved before the call
+    call.set("stream_options", {"include_usage": True})
+    t = time.perf_counter()
+    try:
+        chunks = await ex.route.provider.chat_stream(call)
+    finally:
+        ex.upstream_s += time.perf_counter() - t
+    conv = dialect.stream(ex, client)
+    parser = SSEParser()
+    text: list[str] = []
+    usage: Usage | None = None
+    try:
+        headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        ex.responded = True
+        try:
+            async for piece in chunks:
+                if ex.ttft_s is None:
+                    ex.ttft_s = time.perf_counter() - ex.started
+                out: list[bytes] = []
+                for ev in parser.feed(piece):
+                    data = _chunk(ev.data)
+                    if data is None:
+                        continue
+                    if data.get("usage"):
+                        usage = pipeline.usage_from(data) or usage
+                    _collect(data, text, ex)
+                    out.extend(encode_event(payload, name) for name, payload in conv.feed(data))
+                if out:
+                    await send(
+                        {"type": "http.response.body", "body": b"".join(out), "more_body": True}
+                    )
+        except TollhouseError as exc:
+            ex.status, ex.error_code = exc.status, exc.code
+            usage = usage or pipeline.estimate_usage(ex, "".join(text))
+            body = dialect.stream_error(conv, exc)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        if usage is None:
+            usage = pipeline.estimate_usage(ex, "".join(text))
+        dialect.set_usage(conv, _as_chat_usage(usage))
+        tail = b"".join(encode_event(payload, name) for name, payload in conv.finish())
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+    finally:
+        await _aclose(chunks)
+        if usage is None:
+            usage = pipeline.estimate_usage(ex, "".join(text))
+        pipeline.settle(gw, ex, usage)
+
+
+def _chunk(data: str) -> dict[str, Any] | None:
+    if not data or data == "[DONE]":
+        return None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _collect(data: dict[str, Any], text: list[str], ex: Exchange) -> None:
+    """Keep the generated text (for a token estimate if no usage comes) and the finish."""
+    for choice in data.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            if isinstance(delta.get("content"), str):
+                text.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    text.append(fn["arguments"])
+        if isinstance(choice.get("finish_reason"), str):
+            ex.finish_reason = choice["finish_reason"]
+
+
+async def relay_native(
+    gw: Gateway,
+    ex: Exchange,
+    chunks: AsyncIterator[bytes],
+    send: asgi.Send,
+    usage_of: Callable[[dict[str, Any]], Usage | None],
+    marker: str,
+) -> None:
+    """Relay a native stream untouched; only events whose data holds ``marker`` are parsed."""
+    parser = SSEParser()
+    usage: Usage | None = None
+    try:
+        headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        ex.responded = True
+        async for piece in chunks:
+            if ex.ttft_s is None:
+                ex.ttft_s = time.perf_counter() - ex.started
+            for ev in parser.feed(piece):
+                data = _chunk(ev.data) if marker in ev.data else None
+                if data is not None:
+                    usage = usage_of(data) or usage
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        await _aclose(chunks)
+        pipeline.settle(gw, ex, usage or pipeline.estimate_usage(ex, ""))

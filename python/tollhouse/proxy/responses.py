@@ -1,0 +1,139 @@
+"""``POST /v1/responses``: the OpenAI Responses API in front of any provider.
+
+OpenAI-family upstreams that serve the Responses API themselves (``openai``;
+``openai_compatible`` with ``options.responses_api: true``; ``azure`` with
+``api_version: v1``) get the client's request untouched apart from the upstream model
+name, and their answer or stream comes back byte for byte.  Every other provider is
+reached through chat: the request is translated, and the answer is rebuilt as a
+Response object or a Responses event stream.  Tollhouse stores no responses, so
+``previous_response_id`` is a 400 on the translated path.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tollhouse.errors import ProviderError, TollhouseError
+from tollhouse.gateway import Gateway
+from tollhouse.providers import Call, Provider
+from tollhouse.providers._chat_shape import GATEWAY_FIELDS
+from tollhouse.providers._responses_format import chat_to_response, responses_to_chat
+from tollhouse.providers._responses_stream import ChatToResponses
+from tollhouse.providers._sse import encode_event
+from tollhouse.providers.azure import AzureProvider
+from tollhouse.providers.openai import OpenAIProvider
+from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy._dialect import Dialect, StreamTranslator, relay_native, serve
+from tollhouse.proxy.pipeline import Exchange, Usage
+
+
+def responses_url(provider: Provider) -> str | None:
+    """The upstream's own ``/responses`` address, or None to go through chat."""
+    if isinstance(provider, AzureProvider):
+        return provider.responses_url()
+    if isinstance(provider, OpenAIProvider):
+        native = provider.kind == "openai" or provider.config.options.get("responses_api") is True
+        # OpenAIProvider keeps its addresses private; its chat URL names the base.
+        base = provider._chat_url.removesuffix("/chat/completions")
+        return base + "/responses" if native else None
+    return None
+
+
+def _id(ex: Exchange) -> str:
+    return f"resp_{ex.request_id}"
+
+
+def _model(ex: Exchange, client: dict[str, Any]) -> str:
+    return str(client.get("model") or (ex.route.model if ex.route else ""))
+
+
+def _reply(data: dict[str, Any], ex: Exchange, client: dict[str, Any]) -> dict[str, Any]:
+    return chat_to_response(
+        data, request=client, id_=_id(ex), model=_model(ex, client), created=int(ex.created_at)
+    )
+
+
+def _stream(ex: Exchange, client: dict[str, Any]) -> StreamTranslator:
+    return ChatToResponses(
+        id_=_id(ex), model=_model(ex, client), created=int(ex.created_at), request=client
+    )
+
+
+def _set_usage(conv: StreamTranslator, usage: dict[str, Any]) -> None:
+    assert isinstance(conv, ChatToResponses)  # noqa: S101 - built by _stream
+    conv.usage = usage
+
+
+def _stream_error(conv: StreamTranslator, exc: TollhouseError) -> bytes:
+    assert isinstance(conv, ChatToResponses)  # noqa: S101 - built by _stream
+    return b"".join(encode_event(data, name) for name, data in conv.failed(exc.message))
+
+
+def usage_of_response(data: dict[str, Any]) -> Usage | None:
+    """Usage of a Response object or of a stream event that carries one."""
+    response = data.get("response") if "response" in data else data
+    usage = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return Usage(
+        prompt_tokens=_int(usage.get("input_tokens")),
+        completion_tokens=_int(usage.get("output_tokens")),
+        cached_tokens=_int(cached),
+    )
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+
+async def _native(
+    gw: Gateway, ex: Exchange, client: dict[str, Any], raw: bytes, send: asgi.Send
+) -> bool:
+    assert ex.route is not None  # noqa: S101 - resolved before
+    provider = ex.route.provider
+    url = responses_url(provider)
+    if url is None or not isinstance(provider, OpenAIProvider):
+        return False
+    body = {k: v for k, v in client.items() if k not in GATEWAY_FIELDS}
+    body["model"] = ex.route.upstream_model
+    call = Call(body, None, ex.route.upstream_model)
+    t = time.perf_counter()
+    if body.get("stream") is True:
+        ex.stream = True
+        try:
+            resp = await provider._post(url, call)
+            chunks = provider._relay(resp)
+        finally:
+            ex.upstream_s += time.perf_counter() - t
+        await relay_native(gw, ex, chunks, send, usage_of_response, '"usage":{')
+        return True
+    try:
+        reply = await provider._complete(url, call)
+    finally:
+        ex.upstream_s += time.perf_counter() - t
+    if reply.data is None:
+        raise ProviderError(f"provider {provider.name!r} answered with invalid JSON")
+    usage = usage_of_response(reply.data) or pipeline.estimate_usage(ex, "")
+    pipeline.settle(gw, ex, usage)
+    headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
+    await asgi.send_bytes(send, 200, reply.body, headers)
+    return True
+
+
+RESPONSES = Dialect(
+    name="responses",
+    to_chat=responses_to_chat,
+    reply=_reply,
+    stream=_stream,
+    set_usage=_set_usage,
+    error_body=lambda exc: exc.body_bytes(),
+    stream_error=_stream_error,
+    native=_native,
+)
+
+
+async def responses(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+    await serve(gw, scope, receive, send, RESPONSES)
