@@ -185,14 +185,39 @@ def test_messages_errors(gw: Running, claude: anthropic.Anthropic) -> None:
     assert r.json()["type"] == "error" and r.json()["error"]["code"] == "invalid_request"
 
 
-def test_messages_to_anthropic_upstream(
+def test_messages_to_anthropic_upstream_go_through_as_is(
     claude: anthropic.Anthropic, ups: tuple[Upstream, Upstream]
 ) -> None:
-    msg = claude.messages.create(
-        model="claude-echo", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+    ups[1].cache_read = 40
+    system: Any = [
+        {"type": "text", "text": "Long context.", "cache_control": {"type": "ephemeral"}}
+    ]
+    raw = claude.messages.with_raw_response.create(
+        model="claude-echo",
+        max_tokens=50,
+        system=system,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "Hi"}],
     )
+    msg = raw.parse()
+    assert raw.headers["x-gate-provider"] == "anth"
+    assert float(raw.headers["x-gate-cost"]) > 0
     assert msg.content[0].text == "echo: Hi"  # type: ignore[union-attr]
-    assert ups[1].last.headers["x-api-key"] == KEY
+    assert msg.model == "claude-echo"
+    assert msg.usage.cache_read_input_tokens == 40
+    seen = ups[1].last
+    assert seen.headers["x-api-key"] == KEY
+    assert seen.body["system"] == system
+    assert seen.body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert seen.body["model"] == "claude-up"
+    with claude.messages.stream(
+        model="claude-echo", max_tokens=50, messages=[{"role": "user", "content": "a b"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "echo: a b"
+    assert final.usage.output_tokens == 3 and final.usage.cache_read_input_tokens == 40
+    ups[1].cache_read = 0
 
 
 # -- openai SDK -> /v1/chat/completions -> Anthropic upstream -----------------------------

@@ -135,6 +135,21 @@ class TranslatingProvider(Provider):
             else:
                 resp.close()
 
+    async def relay_raw(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The upstream's bytes untouched (a client that speaks the upstream's format)."""
+        done = False
+        try:
+            async for piece in resp.content.iter_any():
+                yield piece
+            done = True
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise upstream_failure(self.name, exc) from None
+        finally:
+            if done:
+                resp.release()
+            else:
+                resp.close()
+
     def _frames(self, events: list[SSEEvent], translate: ChunkFn) -> bytes:
         out: list[bytes] = []
         for ev in events:

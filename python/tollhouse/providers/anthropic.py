@@ -78,5 +78,14 @@ class AnthropicProvider(TranslatingProvider):
         t = AnthropicToChat(created=now(), model=model, include_usage=include_usage(call))
         return self.relay(resp, t.feed, lambda: [], lambda: t.finished)
 
+    async def messages(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A Messages request as is (``POST /v1/messages`` to an Anthropic model)."""
+        return await self.post_json(self._url, body, self._headers)
+
+    async def messages_stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        """A streamed Messages request; the upstream's SSE bytes untouched."""
+        resp = await self.post(self._url, body, self._headers)
+        return self.relay_raw(resp)
+
     async def embeddings(self, call: Call) -> Reply:
         raise InvalidRequest(f"provider {self.name!r} (anthropic) offers no embeddings")

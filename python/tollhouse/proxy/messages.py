@@ -4,23 +4,34 @@ The official ``anthropic`` SDK works against Tollhouse with ``base_url=http://HO
 and the virtual key as its API key (sent in ``x-api-key``; ``Authorization: Bearer``
 works too).  The request becomes a chat request, goes through the normal pipeline to
 whichever provider serves the model, and the answer (or stream) comes back as Anthropic
-Messages events.  Errors keep the gateway envelope, with Anthropic's ``"type": "error"``
-at the top so Anthropic clients recognise them.
+Messages events.  An ``anthropic`` provider gets the client's request as is, so
+``cache_control``, ``thinking`` and other Anthropic-only fields keep working, and its
+answer is relayed unchanged (a non-stream body names the public model).  Errors keep
+the gateway envelope, with Anthropic's ``"type": "error"`` at the top so Anthropic
+clients recognise them.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 
 from tollhouse.errors import TollhouseError
 from tollhouse.gateway import Gateway
-from tollhouse.providers._anthropic_format import chat_to_messages_response, messages_to_chat
+from tollhouse.providers._anthropic_format import (
+    STOP_TO_CHAT,
+    anthropic_usage,
+    chat_to_messages_response,
+    messages_to_chat,
+)
 from tollhouse.providers._anthropic_stream import ChatToAnthropic
-from tollhouse.proxy import asgi
-from tollhouse.proxy._dialect import Dialect, StreamTranslator, serve
-from tollhouse.proxy.pipeline import Exchange
+from tollhouse.providers._chat_shape import GATEWAY_FIELDS, usage_parts
+from tollhouse.providers.anthropic import AnthropicProvider
+from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy._dialect import Dialect, StreamTranslator, relay_native, serve
+from tollhouse.proxy.pipeline import Exchange, Usage
 
 
 def _model(ex: Exchange, client: dict[str, Any]) -> str:
@@ -52,6 +63,63 @@ def _stream_error(conv: StreamTranslator, exc: TollhouseError) -> bytes:
     return b"event: error\ndata: " + error_body(exc) + b"\n\n"
 
 
+def anthropic_usage_of(usage: Any) -> Usage | None:
+    """Anthropic usage -> the pipeline's (prompt tokens include cache reads and writes)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion, cached, write, _ = usage_parts(anthropic_usage(usage))
+    return Usage(prompt, completion, cached, write)
+
+
+class _StreamUsage:
+    """Usage of a native Anthropic stream: input in message_start, output in message_delta."""
+
+    def __init__(self) -> None:
+        self.usage: dict[str, Any] = {}
+
+    def __call__(self, data: dict[str, Any]) -> Usage | None:
+        kind = data.get("type")
+        if kind == "message_start":
+            self.usage.update((data.get("message") or {}).get("usage") or {})
+        elif kind == "message_delta":
+            self.usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+        else:
+            return None
+        return anthropic_usage_of(self.usage)
+
+
+async def _native(
+    gw: Gateway, ex: Exchange, client: dict[str, Any], raw: bytes, send: asgi.Send
+) -> bool:
+    """An Anthropic provider gets the client's request as is (cache_control, thinking...)."""
+    assert ex.route is not None  # noqa: S101 - resolved before
+    provider = ex.route.provider
+    if not isinstance(provider, AnthropicProvider):
+        return False
+    body = {k: v for k, v in client.items() if k not in GATEWAY_FIELDS}
+    body["model"] = ex.route.upstream_model
+    t = time.perf_counter()
+    if body.get("stream") is True:
+        ex.stream = True
+        try:
+            chunks = await provider.messages_stream(body)
+        finally:
+            ex.upstream_s += time.perf_counter() - t
+        await relay_native(gw, ex, chunks, send, _StreamUsage(), '"usage"')
+        return True
+    try:
+        data = await provider.messages(body)
+    finally:
+        ex.upstream_s += time.perf_counter() - t
+    usage = anthropic_usage_of(data.get("usage")) or pipeline.estimate_usage(ex, "")
+    pipeline.settle(gw, ex, usage)
+    ex.finish_reason = STOP_TO_CHAT.get(str(data.get("stop_reason")), None)
+    data["model"] = client.get("model", data.get("model"))
+    body_out = orjson.dumps(data)
+    await asgi.send_bytes(send, 200, body_out, [asgi.JSON, *pipeline.gate_headers(ex, cost=True)])
+    return True
+
+
 MESSAGES = Dialect(
     name="messages",
     to_chat=messages_to_chat,
@@ -60,6 +128,7 @@ MESSAGES = Dialect(
     set_usage=_set_usage,
     error_body=error_body,
     stream_error=_stream_error,
+    native=_native,
 )
 
 
