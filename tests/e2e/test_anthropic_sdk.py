@@ -17,7 +17,14 @@ import httpx
 import openai
 import pytest
 from tests.e2e._gateway import Running, gateway
-from tests.providers._upstreams import KEY, Upstream, anthropic_upstream, openai_upstream
+from tests.providers._upstreams import (
+    KEY,
+    Upstream,
+    anthropic_upstream,
+    azure_upstream,
+    gemini_upstream,
+    openai_upstream,
+)
 
 WEATHER_A = {
     "name": "get_weather",
@@ -40,20 +47,33 @@ def ups() -> Iterator[tuple[Upstream, Upstream]]:
 
 
 @pytest.fixture(scope="module")
+def others() -> Iterator[tuple[Upstream, Upstream]]:
+    with gemini_upstream() as gem, azure_upstream() as az:
+        yield gem, az
+
+
+@pytest.fixture(scope="module")
 def gw(
-    tmp_path_factory: pytest.TempPathFactory, ups: tuple[Upstream, Upstream]
+    tmp_path_factory: pytest.TempPathFactory,
+    ups: tuple[Upstream, Upstream],
+    others: tuple[Upstream, Upstream],
 ) -> Iterator[Running]:
     oai, anth = ups
+    gem, az = others
     config = {
         "providers": {
             "oai": {"kind": "openai_compatible", "base_url": oai.url, "api_key": KEY},
             "native": {"kind": "openai", "base_url": oai.url, "api_key": KEY},
             "anth": {"kind": "anthropic", "base_url": anth.url, "api_key": KEY},
+            "gem": {"kind": "gemini", "base_url": gem.url, "api_key": KEY},
+            "az": {"kind": "azure", "base_url": az.url, "api_key": KEY},
         },
         "models": {
             "gpt-echo": {"deployments": [{"provider": "oai", "model": "echo-up"}]},
             "gpt-native": {"deployments": [{"provider": "native", "model": "native-up"}]},
             "claude-echo": {"deployments": [{"provider": "anth", "model": "claude-up"}]},
+            "gemini-echo": {"deployments": [{"provider": "gem", "model": "gemini-up"}]},
+            "azure-echo": {"deployments": [{"provider": "az", "model": "deploy-1"}]},
         },
         "pricing": {
             "gpt-echo": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
@@ -359,3 +379,44 @@ def test_responses_pass_through_to_openai(
 def test_responses_unsupported_on_translated_path(oai_client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="previous_response_id"):
         oai_client.responses.create(model="claude-echo", input="x", previous_response_id="resp_1")
+
+
+# -- openai and anthropic SDKs -> Gemini and Azure upstreams -----------------------------------
+
+
+@pytest.mark.parametrize("model", ["gemini-echo", "azure-echo"])
+def test_openai_sdk_against_gemini_and_azure(
+    oai_client: openai.OpenAI, others: tuple[Upstream, Upstream], model: str
+) -> None:
+    raw = oai_client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "Hello there"}]
+    )
+    assert raw.parse().choices[0].message.content == "echo: Hello there"
+    assert raw.headers["x-gate-provider"] == ("gem" if model == "gemini-echo" else "az")
+    chunks = list(
+        oai_client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "a b"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: a b"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+    gem, az = others
+    if model == "gemini-echo":
+        assert gem.last.path == "/v1beta/models/gemini-up:streamGenerateContent"
+    else:
+        assert az.last.path == "/openai/deployments/deploy-1/chat/completions"
+
+
+def test_anthropic_sdk_against_gemini(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model="gemini-echo",
+        max_tokens=50,
+        tools=[WEATHER_A],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "Weather?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    (use,) = [b for b in final.content if b.type == "tool_use"]
+    assert use.input == {"city": "Paris"} and final.stop_reason == "tool_use"
