@@ -181,3 +181,14 @@ def test_key_is_not_in_repr_or_has_key() -> None:
     assert p.has_key
     assert KEY not in repr(p.config)
     assert not AnthropicProvider(config("anthropic", "http://127.0.0.1:1", None)).has_key
+
+
+def test_unknown_or_bad_options_are_config_errors() -> None:
+    from tollhouse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="drop_unsuported"):
+        AnthropicProvider(config("anthropic", "http://127.0.0.1:1", KEY, drop_unsuported=True))
+    with pytest.raises(ConfigError, match="default_max_tokens"):
+        AnthropicProvider(config("anthropic", "http://127.0.0.1:1", KEY, default_max_tokens=0))
+    with pytest.raises(ConfigError, match="drop_unsupported"):
+        AnthropicProvider(config("anthropic", "http://127.0.0.1:1", KEY, drop_unsupported="yes"))

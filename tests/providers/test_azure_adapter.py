@@ -89,3 +89,5 @@ def test_bad_options_are_config_errors() -> None:
         AzureProvider(config("azure", "http://127.0.0.1:1", KEY, deployments=["x"]))
     with pytest.raises(ConfigError, match="api_version"):
         AzureProvider(config("azure", "http://127.0.0.1:1", KEY, api_version=3))
+    with pytest.raises(ConfigError, match="api_verison"):
+        AzureProvider(config("azure", "http://127.0.0.1:1", KEY, api_verison="v1"))

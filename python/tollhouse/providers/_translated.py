@@ -45,6 +45,16 @@ def option_str(config: ProviderConfig, key: str, default: str) -> str:
     return value
 
 
+def check_options(config: ProviderConfig, allowed: tuple[str, ...]) -> None:
+    """A typo in ``options`` is a start-up error, not a silently ignored setting."""
+    for key in config.options:
+        if key not in allowed:
+            raise ConfigError(
+                f"providers.{config.name}.options.{key}: unknown option for kind "
+                f"{config.kind} (expected one of: {', '.join(allowed)})"
+            )
+
+
 def upstream_model(call: Call) -> str:
     model = call.body.get("model")
     return model if isinstance(model, str) and model else call.model
@@ -58,8 +68,11 @@ def include_usage(call: Call) -> bool:
 class TranslatingProvider(Provider):
     """A pooled aiohttp session plus JSON/SSE helpers; subclasses translate."""
 
+    options: tuple[str, ...] = ("drop_unsupported",)
+
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
+        check_options(config, self.options)
         self.drop_unsupported = option_bool(config, "drop_unsupported")
         self._session: aiohttp.ClientSession | None = None
 

@@ -35,6 +35,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 class AnthropicProvider(TranslatingProvider):
     kind = "anthropic"
+    options = ("drop_unsupported", "anthropic_version", "beta", "default_max_tokens")
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

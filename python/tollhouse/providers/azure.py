@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from tollhouse.config import ProviderConfig
 from tollhouse.errors import ConfigError
-from tollhouse.providers._translated import option_str, upstream_model
+from tollhouse.providers._translated import check_options, option_str, upstream_model
 from tollhouse.providers.base import Call, Reply
 from tollhouse.providers.openai import OpenAIProvider
 
@@ -26,6 +26,7 @@ class AzureProvider(OpenAIProvider):
     kind = "azure"
 
     def __init__(self, config: ProviderConfig) -> None:
+        check_options(config, ("api_version", "deployments"))
         super().__init__(config)
         self.kind = "azure"
         base = (config.base_url or "").removesuffix("/openai")
