@@ -179,6 +179,37 @@ def test_messages_stream_tools(claude: anthropic.Anthropic) -> None:
     assert use.input == {"city": "Paris"}
 
 
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/v1/messages", "gpt-echo"),
+        ("/v1/messages", "claude-echo"),
+        ("/v1/responses", "claude-echo"),
+    ],
+)
+def test_client_disconnect_cancels_the_upstream(
+    gw: Running, ups: tuple[Upstream, Upstream], path: str, model: str
+) -> None:
+    up = ups[0] if model == "gpt-echo" else ups[1]
+    up.cancelled.clear()
+    up.event_delay = 0.3
+    long = " ".join(["word"] * 60)
+    body: dict[str, Any] = {"model": model, "stream": True}
+    if path == "/v1/messages":
+        body.update(max_tokens=200, messages=[{"role": "user", "content": long}])
+    else:
+        body.update(max_output_tokens=200, input=long)
+    try:
+        with httpx.stream(
+            "POST", gw.url + path, json=body, headers={"x-api-key": gw.key}, timeout=10
+        ) as r:
+            assert r.status_code == 200
+            next(r.iter_raw())
+        assert up.cancelled.wait(5), "the upstream never saw the cancel"
+    finally:
+        up.event_delay = 0.0
+
+
 def test_messages_errors(gw: Running, claude: anthropic.Anthropic) -> None:
     bad = anthropic.Anthropic(base_url=gw.url, api_key="gk_nope", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):

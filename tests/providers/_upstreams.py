@@ -8,7 +8,8 @@ records every request, and answers deterministically from the request:
 - otherwise ``"echo: <last user text>"``, streamed one word per event.
 
 ``fail_status`` makes it answer that status; ``cut_after`` cuts a stream after that many
-events (the connection closes mid-stream).
+events (the connection closes mid-stream); ``event_delay`` paces stream events, and
+``cancelled`` is set when the gateway hangs up on a stream before its end.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Upstream:
     fail_status: int = 0
     cut_after: int = 0
     cache_read: int = 0
+    event_delay: float = 0.0  # seconds between stream events
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
     def last(self) -> Seen:
@@ -102,8 +105,12 @@ async def _sse(request: web.Request, state: Upstream, events: list[bytes]) -> we
             assert request.transport is not None
             request.transport.close()
             return resp
-        await resp.write(frame)
-        await asyncio.sleep(0)
+        try:
+            await resp.write(frame)
+            await asyncio.sleep(state.event_delay if i else 0)
+        except (ConnectionResetError, asyncio.CancelledError):
+            state.cancelled.set()  # the gateway closed the connection mid-stream
+            raise
     await resp.write_eof()
     return resp
 
