@@ -55,7 +55,13 @@ CHAT_REPLY = {
     "object": "chat.completion",
     "created": 0,
     "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * 120}, "finish_reason": "stop"}],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "word " * 120},
+            "finish_reason": "stop",
+        }
+    ],
     "usage": {"prompt_tokens": 700, "completion_tokens": 120, "total_tokens": 820},
 }
 DELTA = orjson.dumps(
@@ -87,15 +93,41 @@ def main() -> None:
     a_stream.feed("message_start", {"type": "message_start", "message": {"id": "m", "usage": {}}})
     c_stream = ChatToAnthropic(id_="m", model="m")
     rows = [
-        ("pass-through baseline: orjson loads+dumps of the request", lambda: orjson.dumps(orjson.loads(raw))),
-        ("chat -> anthropic request (+ dumps)", lambda: orjson.dumps(chat_to_anthropic(orjson.loads(raw), model="c"))),
-        ("anthropic reply -> chat (loads + dumps)", lambda: orjson.dumps(anthropic_to_chat(orjson.loads(anth_raw), created=0))),
-        ("chat -> gemini request (+ dumps)", lambda: orjson.dumps(chat_to_gemini(orjson.loads(raw)))),
-        ("gemini reply -> chat (+ dumps)", lambda: orjson.dumps(gemini_to_chat(GEMINI_REPLY, model="g", created=0))),
-        ("inbound messages -> chat request", lambda: messages_to_chat(chat_to_anthropic(CHAT, model="c"))),
+        (
+            "pass-through baseline: orjson loads+dumps of the request",
+            lambda: orjson.dumps(orjson.loads(raw)),
+        ),
+        (
+            "chat -> anthropic request (+ dumps)",
+            lambda: orjson.dumps(chat_to_anthropic(orjson.loads(raw), model="c")),
+        ),
+        (
+            "anthropic reply -> chat (loads + dumps)",
+            lambda: orjson.dumps(anthropic_to_chat(orjson.loads(anth_raw), created=0)),
+        ),
+        (
+            "chat -> gemini request (+ dumps)",
+            lambda: orjson.dumps(chat_to_gemini(orjson.loads(raw))),
+        ),
+        (
+            "gemini reply -> chat (+ dumps)",
+            lambda: orjson.dumps(gemini_to_chat(GEMINI_REPLY, model="g", created=0)),
+        ),
+        (
+            "inbound messages -> chat request",
+            lambda: messages_to_chat(chat_to_anthropic(CHAT, model="c")),
+        ),
         ("chat reply -> messages reply", lambda: chat_to_messages_response(CHAT_REPLY, model="m")),
-        ("stream: one anthropic delta -> chat chunk frame", lambda: [orjson.dumps(c) for c in a_stream.feed("content_block_delta", orjson.loads(DELTA))]),
-        ("stream: one chat chunk -> anthropic event frame", lambda: [orjson.dumps(d) for _, d in c_stream.feed(orjson.loads(CHUNK))]),
+        (
+            "stream: one anthropic delta -> chat chunk frame",
+            lambda: [
+                orjson.dumps(c) for c in a_stream.feed("content_block_delta", orjson.loads(DELTA))
+            ],
+        ),
+        (
+            "stream: one chat chunk -> anthropic event frame",
+            lambda: [orjson.dumps(d) for _, d in c_stream.feed(orjson.loads(CHUNK))],
+        ),
     ]
     print(f"{'translation':58s} {'us/call':>8s}")
     for name, fn in rows:
