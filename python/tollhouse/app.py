@@ -26,7 +26,7 @@ from tollhouse.config import Config, load_config
 from tollhouse.errors import MethodNotAllowed, NotFound, TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.metrics import METRICS, metrics_route
-from tollhouse.proxy import asgi, routes
+from tollhouse.proxy import asgi, messages, responses, routes
 
 log = logging.getLogger("tollhouse")
 
@@ -39,6 +39,8 @@ DATA_PLANE: dict[str, tuple[str, Handler]] = {
     "/v1/models": ("GET", routes.models),
     "/healthz": ("GET", routes.healthz),
     "/readyz": ("GET", routes.readyz),
+    "/v1/messages": ("POST", messages.messages),
+    "/v1/responses": ("POST", responses.responses),
 }
 
 

@@ -1,14 +1,16 @@
 """Provider adapters, one module each; ``build_providers`` maps config to instances.
 
-Adapters for kinds that are not built yet (``anthropic``, ``gemini``, ``azure``) are
-refused at start-up with a config error rather than at request time.
+An unknown kind is refused at start-up with a config error rather than at request time.
 """
 
 from __future__ import annotations
 
 from tollhouse.config import Config, ProviderConfig
 from tollhouse.errors import ConfigError
+from tollhouse.providers.anthropic import AnthropicProvider
+from tollhouse.providers.azure import AzureProvider
 from tollhouse.providers.base import Call, Provider, Reply
+from tollhouse.providers.gemini import GeminiProvider
 from tollhouse.providers.mock import MockProvider
 from tollhouse.providers.openai import OpenAIProvider
 
@@ -18,6 +20,9 @@ _KINDS: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
     "openai_compatible": OpenAIProvider,
     "mock": MockProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "azure": AzureProvider,
 }
 
 
