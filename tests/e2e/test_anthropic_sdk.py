@@ -86,13 +86,15 @@ def gw(
 
 
 @pytest.fixture
-def claude(gw: Running) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gw.url, api_key=gw.key, max_retries=0)
+def claude(gw: Running) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=gw.url, api_key=gw.key, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
-def oai_client(gw: Running) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.key, max_retries=0)
+def oai_client(gw: Running) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.key, max_retries=0) as client:
+        yield client
 
 
 # -- anthropic SDK -> /v1/messages -> OpenAI-compatible upstream -----------------------------
@@ -211,8 +213,10 @@ def test_client_disconnect_cancels_the_upstream(
 
 
 def test_messages_errors(gw: Running, claude: anthropic.Anthropic) -> None:
-    bad = anthropic.Anthropic(base_url=gw.url, api_key="gk_nope", max_retries=0)
-    with pytest.raises(anthropic.AuthenticationError):
+    with (
+        anthropic.Anthropic(base_url=gw.url, api_key="gk_nope", max_retries=0) as bad,
+        pytest.raises(anthropic.AuthenticationError),
+    ):
         bad.messages.create(
             model="gpt-echo", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
