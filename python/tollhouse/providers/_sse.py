@@ -25,6 +25,8 @@ class SSEParser:
 
     __slots__ = ("_buf", "_event", "_data")
 
+    # Lines end in LF, CRLF or a lone CR; they are normalised to LF before splitting.
+
     def __init__(self) -> None:
         self._buf = b""
         self._event = ""
@@ -32,24 +34,19 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            if buf.endswith(b"\r"):  # maybe half of a CRLF: wait for the next piece
+                self._buf = buf
+                return []
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = buf.rfind(b"\n")
+        if end < 0:
+            self._buf = buf
+            return []
+        self._buf = buf[end + 1 :]
         out: list[SSEEvent] = []
-        start = 0
-        n = len(buf)
-        while start < n:
-            nl = buf.find(b"\n", start)
-            cr = buf.find(b"\r", start, nl if nl >= 0 else n)
-            if cr >= 0:
-                # A lone CR ends a line too; a CR at the very end may be half of CRLF.
-                if cr == n - 1:
-                    break
-                end, nxt = cr, cr + 2 if buf[cr + 1 : cr + 2] == b"\n" else cr + 1
-            elif nl >= 0:
-                end, nxt = nl, nl + 1
-            else:
-                break
-            self._line(buf[start:end].decode("utf-8", "replace"), out)
-            start = nxt
-        self._buf = buf[start:]
+        for line in buf[:end].decode("utf-8", "replace").split("\n"):
+            self._line(line, out)
         return out
 
     def close(self) -> list[SSEEvent]:
