@@ -17,7 +17,8 @@ from tests.support.prom import parse, sample
 from tests.support.servers import granian
 
 from tollhouse._metrics_families import render
-from tollhouse._metrics_files import ENV_DIR, collect, prepare_directory
+from tollhouse._metrics_files import ENV_DIR, collect, prepare_directory, remove_directory
+from tollhouse.metrics import Metrics
 
 _WORKER = textwrap.dedent(
     """
@@ -201,3 +202,17 @@ def test_granian_worker_killed_and_respawned(granian_app: tuple[str, Path]) -> N
     assert _settle(base, before + served) == before + served
     s = parse(httpx.get(f"{base}/metrics", timeout=5).text)
     assert sample(s, "tollhouse_workers") == 2
+
+
+def test_a_removed_directory_is_made_again(tmp_path: Path) -> None:
+    d = tmp_path / "gone"
+    d.mkdir()
+    m = Metrics(directory=d)
+    m.observe_request("mock-1", "mock", 200, total_s=0.01)
+    m.flush()
+    remove_directory(d)
+    assert not d.exists()
+    m.observe_request("mock-1", "mock", 200, total_s=0.01)
+    s = parse(m.render().decode())  # flushes into a fresh directory, nothing lost
+    assert sample(s, "tollhouse_requests_total", **REQ) == 2
+    assert sample(s, "tollhouse_workers") == 1

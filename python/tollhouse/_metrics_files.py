@@ -124,8 +124,15 @@ class WorkerFile:
         self._fd, self._pid = fd, pid
 
     def write(self, snapshot: dict[str, Any]) -> None:
+        data = orjson.dumps(snapshot)
         self._claim()
-        _atomic_write(self.path, orjson.dumps(snapshot))
+        try:
+            _atomic_write(self.path, data)
+        except FileNotFoundError:  # the directory was removed under us: make it again
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.release()
+            self._claim()
+            _atomic_write(self.path, data)
 
     def release(self) -> None:
         """Give up the lock (process exit); the counters stay for the others to sum."""

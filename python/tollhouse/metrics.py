@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from bisect import bisect_left
@@ -49,6 +50,7 @@ from tollhouse._metrics_files import (
 from tollhouse.config import Config
 from tollhouse.errors import ConfigError
 
+log = logging.getLogger("tollhouse.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "_other"
 BreakerState = Literal["closed", "half_open", "open"]
@@ -415,9 +417,17 @@ class Metrics:
         return render(self.totals()).encode()
 
     async def _flush_loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.settings.flush_interval)
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:  # keep counting in memory; say so once per outage
+                if not failing:
+                    log.warning("metrics: cannot write the worker snapshot: %s", exc)
+                failing = True
+            else:
+                failing = False
 
     @contextlib.asynccontextmanager
     async def flusher(self) -> AsyncIterator[None]:
