@@ -15,6 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Keywords shorter than this stay with the Aho-Corasick automaton.
 pub const MIN_LEN: usize = 4;
 const MAX_STRIDE: usize = 8;
+const CROWDED_ENTRIES_PER_GRAM: usize = 4;
 
 /// A multiplicative hasher for `u32` keys (the keys are already well mixed by folding).
 #[derive(Default)]
@@ -118,6 +119,13 @@ impl GramIndex {
             patterns: stored,
             ids,
         }
+    }
+
+    /// Whether the keywords share so few distinct 4-grams (small alphabets, two-byte
+    /// scripts) that most sampled positions would be candidates with long lists to
+    /// verify; the automaton is then the faster choice.
+    pub fn crowded(&self) -> bool {
+        self.entries.len() > CROWDED_ENTRIES_PER_GRAM * self.table.len()
     }
 
     /// Call `found(id, start, end)` for every occurrence of every pattern in `text`, in
@@ -244,6 +252,23 @@ mod tests {
             let text = format!("{}TopSecret secret-plan x password123", "-".repeat(shift));
             assert_eq!(occurrences(&index, &text), naive(&patterns, &text, true));
         }
+    }
+
+    #[test]
+    fn crowding() {
+        let spread: Vec<(u32, Vec<u8>)> = (0..500u32)
+            .map(|i| (i, format!("w{i:04}q").into_bytes()))
+            .collect();
+        assert!(!GramIndex::new(spread, false).crowded());
+        let narrow: Vec<(u32, Vec<u8>)> = (0..500u32)
+            .map(|i| {
+                (
+                    i,
+                    format!("abababab{}", "ab".repeat(i as usize % 7)).into_bytes(),
+                )
+            })
+            .collect();
+        assert!(GramIndex::new(narrow, false).crowded());
     }
 
     #[test]

@@ -63,14 +63,24 @@ impl KeywordSetBuilder {
             .iter()
             .filter(|p| p.len() >= grams::MIN_LEN)
             .count();
-        let use_grams = long >= GRAM_INDEX_PATTERNS;
-        let mut gram_patterns = Vec::new();
+        let mut gram_index = None;
+        if long >= GRAM_INDEX_PATTERNS {
+            let long_patterns = self
+                .patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.len() >= grams::MIN_LEN)
+                .map(|(id, p)| (id as u32, p.as_bytes().to_vec()))
+                .collect();
+            let index = GramIndex::new(long_patterns, case_insensitive);
+            if !index.crowded() {
+                gram_index = Some(index);
+            }
+        }
         let mut ac_patterns = Vec::new();
         let mut ac_ids = Vec::new();
         for (id, pattern) in self.patterns.iter().enumerate() {
-            if use_grams && pattern.len() >= grams::MIN_LEN {
-                gram_patterns.push((id as u32, pattern.as_bytes().to_vec()));
-            } else {
+            if gram_index.is_none() || pattern.len() < grams::MIN_LEN {
                 ac_patterns.push(pattern.as_str());
                 ac_ids.push(id as u32);
             }
@@ -81,8 +91,6 @@ impl KeywordSetBuilder {
             let max_len = ac_patterns.iter().map(|p| p.len()).max().unwrap_or(0);
             Some((automaton(&ac_patterns, case_insensitive)?, ac_ids, max_len))
         };
-        let grams =
-            (!gram_patterns.is_empty()).then(|| GramIndex::new(gram_patterns, case_insensitive));
         let mut rules: Vec<u32> = self.owners.iter().flatten().map(|o| o.rule).collect();
         rules.sort_unstable();
         rules.dedup();
@@ -90,7 +98,7 @@ impl KeywordSetBuilder {
             owners: self.owners,
             rules,
             ac,
-            grams,
+            grams: gram_index,
         }))
     }
 }
