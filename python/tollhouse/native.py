@@ -110,7 +110,8 @@ class Redactor:
     ``families`` None enables every built-in family; ``custom`` adds ``(TYPE_NAME, regex)``
     patterns (Rust regex syntax, linear-time); an invalid one raises ``ConfigError``.
     Modes map a family name (or ``"default"``) to ``"mask"``, ``"hash"`` or ``"block"``
-    (masked here; blocking is the pipeline's decision).
+    (masked here; blocking is the pipeline's decision); a bad mode raises ``ConfigError``.
+    Offsets are ``str`` indices. Safe to share between threads.
     """
 
     __slots__ = ("_core",)
@@ -128,6 +129,9 @@ class Redactor:
                 hash_salt,
             )
 
+    # The per-request methods translate errors with a plain try/except: a
+    # @contextmanager costs microseconds per call, more than a short scan.
+
     @staticmethod
     def families() -> list[str]:
         """All built-in family names."""
@@ -141,25 +145,39 @@ class Redactor:
         return self._core.scan(text)
 
     def redact(self, text: str, modes: Mapping[str, str] | None = None) -> Redaction:
-        with _config_errors():
+        try:
             return self._core.redact(text, _modes(modes))
+        except _core.ConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
     def redact_many(
         self, texts: Sequence[str], modes: Mapping[str, str] | None = None
     ) -> list[Redaction]:
-        with _config_errors():
+        try:
             return self._core.redact_many(list(texts), _modes(modes))
+        except _core.ConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
     def redact_parts(
         self, parts: Sequence[str], modes: Mapping[str, str] | None = None
     ) -> list[Redaction]:
-        """Redact the content parts of one message as the upstream sees them (joined)."""
-        with _config_errors():
+        """Redact the content parts of one message as the upstream sees them (joined).
+
+        A secret split across parts is masked where it starts and its remaining pieces are
+        removed from the following parts; returns one ``Redaction`` per part.
+        """
+        try:
             return self._core.redact_parts(list(parts), _modes(modes))
+        except _core.ConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
     def stream(self, modes: Mapping[str, str] | None = None) -> StreamRedactor:
-        with _config_errors():
+        """A redactor for one stream: ``feed(chunk) -> str`` returns what is safe to emit
+        now, ``finish() -> str`` the rest; ``count`` and ``families`` so far."""
+        try:
             return self._core.stream(_modes(modes))
+        except _core.ConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
     def __repr__(self) -> str:
         return repr(self._core)
