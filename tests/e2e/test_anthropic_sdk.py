@@ -9,6 +9,7 @@ All upstreams are real HTTP servers on 127.0.0.1 (``tests/providers/_upstreams.p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,8 @@ from tests.providers._upstreams import (
     gemini_upstream,
     openai_upstream,
 )
+
+from tollhouse.store import open_store
 
 WEATHER_A = {
     "name": "get_weather",
@@ -455,3 +458,55 @@ def test_anthropic_sdk_against_gemini(claude: anthropic.Anthropic) -> None:
         final = stream.get_final_message()
     (use,) = [b for b in final.content if b.type == "tool_use"]
     assert use.input == {"city": "Paris"} and final.stop_reason == "tool_use"
+
+
+# -- metering: every dialect and path leaves a priced spend row ----------------------------------
+
+
+def _spend_row(db: str, request_id: str) -> Any:
+    async def get() -> Any:
+        store = open_store(db)
+        await store.open()
+        try:
+            for _ in range(100):
+                row = await store.get_generation(request_id)
+                if row is not None:
+                    return row
+                await asyncio.sleep(0.05)
+            return None
+        finally:
+            await store.close()
+
+    return asyncio.run(get())
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "stream", "provider"),
+    [
+        ("/v1/messages", "gpt-echo", False, "oai"),
+        ("/v1/messages", "gpt-echo", True, "oai"),
+        ("/v1/messages", "claude-echo", True, "anth"),
+        ("/v1/responses", "claude-echo", True, "anth"),
+        ("/v1/responses", "gpt-native", False, "native"),
+        ("/v1/chat/completions", "claude-echo", True, "anth"),
+    ],
+)
+def test_spend_rows(gw: Running, path: str, model: str, stream: bool, provider: str) -> None:
+    body: dict[str, Any] = {"model": model, "stream": stream}
+    if path == "/v1/messages":
+        body.update(max_tokens=50, messages=[{"role": "user", "content": "count me"}])
+    elif path == "/v1/responses":
+        body.update(input="count me")
+    else:
+        body.update(messages=[{"role": "user", "content": "count me"}])
+    with httpx.stream(
+        "POST", gw.url + path, json=body, headers={"authorization": f"Bearer {gw.key}"}, timeout=10
+    ) as r:
+        r.read()
+        assert r.status_code == 200, r.text
+        request_id = r.headers["x-gate-request-id"]
+    row = _spend_row(gw.db, request_id)
+    assert row is not None, "no spend row"
+    assert (row.provider, row.model, row.streamed, row.status) == (provider, model, stream, 200)
+    assert row.prompt_tokens > 0 and row.completion_tokens > 0
+    assert row.cost_micros > 0
