@@ -168,6 +168,11 @@ async def test_refresh_only_reloads_on_a_new_version(store: SqlStore) -> None:
         await store.create_key(record_for(generate_key()))
         assert await cache.refresh() is True
         assert len(cache) == 1
+        assert cache.stats() == {
+            "keys": 1,
+            "version": await store.keys_version(),
+            "refresh_failures": 0,
+        }
     finally:
         await cache.stop()
 

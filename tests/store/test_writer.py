@@ -113,6 +113,8 @@ async def test_a_failing_store_is_retried_and_nothing_is_lost(store: SqlStore) -
         await writer.stop()
     assert await store.key_spend_since("a" * 64, 0) == 30
     assert writer.last_error is None
+    stats = writer.stats()
+    assert stats["written"] == 30 and stats["failures"] >= 3 and stats["queue_depth"] == 0
 
 
 async def test_overflow_is_counted_and_logged(
@@ -123,6 +125,7 @@ async def test_overflow_is_counted_and_logged(
         for i in range(8):
             writer.submit(row(i))
     assert writer.pending == 5 and writer.dropped == 3
+    assert writer.stats() == {"written": 0, "dropped": 3, "failures": 0, "queue_depth": 5}
     assert any("dropped 1 spend rows" in r.getMessage() for r in caplog.records)
     await writer.stop()
     assert await store.key_spend_since("a" * 64, 0) == 5

@@ -148,6 +148,14 @@ class KeyCache:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def stats(self) -> dict[str, int]:
+        """For metrics: keys cached, the store version they reflect, failed refreshes."""
+        return {
+            "keys": len(self._by_hash),
+            "version": -1 if self._version is None else self._version,
+            "refresh_failures": self.refresh_failures,
+        }
+
     def get(self, key_hash: str) -> KeyRecord | None:
         return self._by_hash.get(key_hash)
 

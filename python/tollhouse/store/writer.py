@@ -64,6 +64,16 @@ class SpendWriter:
         """Rows accepted by ``submit`` and not yet committed to the store."""
         return len(self._queue)
 
+    def stats(self) -> dict[str, int]:
+        """Cumulative counts for metrics: rows ``written``, ``dropped`` (queue full),
+        failed batch ``failures``, and the current ``queue_depth``."""
+        return {
+            "written": self.written,
+            "dropped": self.dropped,
+            "failures": self.failures,
+            "queue_depth": len(self._queue),
+        }
+
     def find_pending(self, generation_id: str) -> SpendRow | None:
         """A queued row not yet written (lets ``/v1/generation`` answer at once)."""
         for row in reversed(self._queue):
