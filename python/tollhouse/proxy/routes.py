@@ -232,6 +232,8 @@ async def embeddings(
     finally:
         if watch is not None:
             watch.stop()
+        if ex.route is not None and ex.usage is None and ex.cancelled:
+            pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
         await budget.settle(gw, ex)
         pipeline.record(gw, ex)
 
