@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -26,8 +27,20 @@ TOOLS = [
 ]
 
 
-def client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stack.url, api_key=stack.key, max_retries=0)
+_OPEN: list[openai.OpenAI] = []
+
+
+def client(stack: Stack, key: str | None = None) -> openai.OpenAI:
+    c = openai.OpenAI(base_url=stack.url, api_key=key or stack.key, max_retries=0)
+    _OPEN.append(c)
+    return c
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
 
 
 def test_sync_non_stream(stack: Stack, upstream: Upstream) -> None:
@@ -168,7 +181,7 @@ def test_embeddings_and_models(stack: Stack, upstream: Upstream) -> None:
 
 
 def test_sdk_errors_are_typed(stack: Stack, upstream: Upstream) -> None:
-    bad = openai.OpenAI(base_url=stack.url, api_key="gk_wrong", max_retries=0)
+    bad = client(stack, "gk_wrong")
     with pytest.raises(openai.AuthenticationError) as auth:
         bad.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert auth.value.code == "invalid_key"

@@ -20,12 +20,12 @@ def test_spend_and_keys_survive_a_restart(
     s = Stack(tmp_path_factory.mktemp("restart"), upstream)
     ids = []
     with s.gateway:
-        c = openai.OpenAI(base_url=s.url, api_key=s.key, max_retries=0)
-        for _ in range(3):
-            raw = c.chat.completions.with_raw_response.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
-            )
-            ids.append(raw.headers["x-gate-request-id"])
+        with openai.OpenAI(base_url=s.url, api_key=s.key, max_retries=0) as c:
+            for _ in range(3):
+                raw = c.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+                ids.append(raw.headers["x-gate-request-id"])
     # stopped (SIGINT): the spend writer flushed on the way out
     again = GatewayProcess(s.config_path, s.dir)
     with again:
@@ -34,10 +34,10 @@ def test_spend_and_keys_survive_a_restart(
                 f"{again.url}/generation", params={"id": request_id}, headers=s.headers()
             )
             assert resp.status_code == 200, resp.text
-        c = openai.OpenAI(base_url=again.url, api_key=s.key, max_retries=0)
-        assert c.chat.completions.create(
-            model="mock-1", messages=[{"role": "user", "content": "x"}]
-        ).choices
+        with openai.OpenAI(base_url=again.url, api_key=s.key, max_retries=0) as c:
+            assert c.chat.completions.create(
+                model="mock-1", messages=[{"role": "user", "content": "x"}]
+            ).choices
 
 
 def test_zero_config_serve_uses_mock_and_sqlite_in_cwd(tmp_path: Path) -> None:
@@ -45,17 +45,17 @@ def test_zero_config_serve_uses_mock_and_sqlite_in_cwd(tmp_path: Path) -> None:
     with gw:
         assert (tmp_path / "tollhouse.db").exists()
         raw, _ = create_key(f"sqlite:///{tmp_path / 'tollhouse.db'}", "newcomer")
-        c = openai.OpenAI(base_url=gw.url, api_key=raw, max_retries=0)
-        deadline = time.monotonic() + 3
-        while True:
-            try:
-                reply = c.chat.completions.create(
-                    model="mock-1", messages=[{"role": "user", "content": "hello"}]
-                )
-                break
-            except openai.AuthenticationError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        with openai.OpenAI(base_url=gw.url, api_key=raw, max_retries=0) as c:
+            deadline = time.monotonic() + 3
+            while True:
+                try:
+                    reply = c.chat.completions.create(
+                        model="mock-1", messages=[{"role": "user", "content": "hello"}]
+                    )
+                    break
+                except openai.AuthenticationError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
         assert reply.choices[0].message.content
     out = gw.output()
     assert "tollhouse keys create --name" in out
