@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from tollhouse import native
 from tollhouse.config import Config, ModelConfig
 from tollhouse.counters import open_counters
+from tollhouse.errors import TollhouseError
 from tollhouse.events.alerts import MemoryOnceGate, OnceGate, RedisOnceGate
 from tollhouse.events.config import parse_webhooks
 from tollhouse.events.dispatcher import WebhookDispatcher
@@ -89,6 +90,10 @@ class Gateway:
         await self.guardrails.start()
         await self.events.start()
         await self.limits.start()
+        try:
+            await self.limits.restore(await self.store.all_keys(), self.store)
+        except TollhouseError as exc:  # counters down at start: fail_mode governs
+            log.warning("could not restore budget counters from the store: %s", exc.message)
         for provider in self.providers.values():
             await provider.start()
         self.started = True

@@ -305,3 +305,29 @@ def test_parse_limits() -> None:
     for raw, msg in bad:
         with pytest.raises(ConfigError, match=msg):
             parse_limits(raw)
+
+
+async def test_rpm_bursts_across_a_minute_edge_never_exceed_the_limit() -> None:
+    clock = Clock("2026-11-23T10:00:30")
+    lim = limiter(clock)
+    k = key(rpm=100)
+
+    async def burst(n: int) -> int:
+        admitted = 0
+        for _ in range(n):
+            try:
+                await lim.admit(ask(k))
+                admitted += 1
+            except RateLimited:
+                pass
+        return admitted
+
+    assert await burst(50) == 50  # 10:00:30
+    clock.set("2026-11-23T10:00:59.900")
+    assert await burst(80) == 50  # 100 in the last 60 s
+    clock.set("2026-11-23T10:01:00.100")  # a fixed per-minute bucket would reset here
+    assert await burst(100) == 0
+    clock.set("2026-11-23T10:01:30.001")  # the 10:00:30 burst has left the window
+    assert await burst(100) == 50
+    clock.set("2026-11-23T10:01:59.950")
+    assert await burst(100) == 50  # the 10:00:59.900 burst left at 10:01:59.900

@@ -245,3 +245,21 @@ async def test_fail_open_admits_and_says_so(tmp_path: Path, redis_server: RedisS
         assert app.gw.limits.stats["fail_open"] == 2
     finally:
         await app.gw.stop()
+
+
+async def test_restart_with_memory_counters_remembers_spend(tmp_path: Path) -> None:
+    cfg = config(tmp_path, limits={"max_wait_seconds": 0})
+    app = await start(cfg)
+    raw, record = await new_key(app, limit_micros=60_000)
+    status, headers, _ = await chat(app, raw, max_tokens=10)
+    assert status == 200
+    spent = round(float(headers["x-gate-cost"]) * 1_000_000)
+    await app.gw.stop()  # flushes the spend row
+    app = await start(cfg)
+    try:
+        assert await key_level(app, record) == (spent, 0)
+        # What is left no longer fits a worst case that fitted before the restart.
+        status, _, body = await chat(app, raw, max_tokens=50)
+        assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+    finally:
+        await app.gw.stop()

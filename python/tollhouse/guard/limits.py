@@ -41,12 +41,12 @@ from tollhouse.counters.memory import MemoryCounters
 from tollhouse.errors import BudgetExceeded, ModelNotAllowed, RateLimited, Unavailable
 from tollhouse.events.alerts import MemoryOnceGate, OnceGate, OnceTracker
 from tollhouse.events.types import BUDGET_EXCEEDED, Event, usd
-from tollhouse.guard.budgets import Budget, Clock, Window
+from tollhouse.guard.budgets import Budget, Clock, Period, Window, window
 from tollhouse.guard.guardrails import Guardrail, RequestScope
 from tollhouse.guard.limits_config import LimitsConfig
 from tollhouse.guard.ratelimit import RateLimit, headers
 from tollhouse.metrics import METRICS
-from tollhouse.store.base import KeyRecord
+from tollhouse.store.base import KeyRecord, Store
 
 log = logging.getLogger("tollhouse.limits")
 
@@ -143,6 +143,28 @@ class Limiter:
                 await task
         await self._flush_pending()
         await self.counters.close()
+
+    async def restore(self, keys: Sequence[KeyRecord], store: Store) -> int:
+        """Seed each key budget's counter from the recorded spend of its current window,
+        where the counter does not exist yet (a restart with memory counters, or an empty
+        Redis).  Returns how many counters were seeded."""
+        budgeted = [k for k in keys if k.limit_micros is not None and not k.disabled]
+        if not budgeted:
+            return 0
+        now = self._now_ms()
+        periods: list[Period | None] = [None, "daily", "weekly", "monthly"]
+        starts = [window(p, now).start_ms / 1000 for p in periods]
+        usage = await store.key_usage([k.hash for k in budgeted], starts)
+        seeded = 0
+        for k in budgeted:
+            for b in key_budgets(k):
+                charge, _ = b.charge(0, now)
+                used = usage.get(k.hash, [0] * len(periods))[periods.index(b.period)]
+                if used and await self.counters.seed(
+                    charge.key, used, expire_at_ms=charge.expire_at_ms
+                ):
+                    seeded += 1
+        return seeded
 
     def health(self) -> dict[str, object]:
         """For ``/readyz``: the counters backend, whether it answers, and the mode."""
