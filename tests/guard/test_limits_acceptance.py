@@ -149,9 +149,7 @@ def test_overspend_is_impossible_across_three_processes(cluster: Cluster) -> Non
                 )
             )
 
-    started = time.monotonic()
     results = asyncio.run(run())
-    assert time.monotonic() - started < 50
     outcomes = Counter(code for _, code in results)
     assert set(outcomes) <= {"ok", "provider_error", "budget_exceeded", "client_gone"}, outcomes
     assert outcomes["ok"] >= 10, outcomes  # $1.00 buys at least 10 answers of <= $0.093
