@@ -263,3 +263,38 @@ async def test_restart_with_memory_counters_remembers_spend(tmp_path: Path) -> N
         assert (status, body["error"]["code"]) == (429, "budget_exceeded")
     finally:
         await app.gw.stop()
+
+
+async def test_anthropic_messages_and_responses_are_budgeted(app: App) -> None:
+    raw, record = await new_key(app, limit_micros=150_000)
+    hdr = [("x-api-key", raw), ("content-type", "application/json")]
+    msg = {
+        "model": "mock-1",
+        "max_tokens": 20,
+        "system": "be brief",
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    status, _, out = await asgi_request(
+        app, "POST", "/v1/messages", body=orjson.dumps(msg), headers=hdr
+    )
+    assert status == 200, out
+    used, held = await key_level(app, record)
+    assert used > 0 and held == 0
+    resp = {
+        "model": "mock-1",
+        "input": [{"role": "user", "content": "hi"}],
+        "max_output_tokens": 10,
+    }
+    auth = [("authorization", f"Bearer {raw}")]
+    status, _, out = await asgi_request(
+        app, "POST", "/v1/responses", body=orjson.dumps(resp), headers=auth
+    )
+    assert status == 200, out
+    used2, held2 = await key_level(app, record)
+    assert used2 > used and held2 == 0
+    msg["max_tokens"] = 500  # worst case $0.5: beyond what is left
+    status, headers, out = await asgi_request(
+        app, "POST", "/v1/messages", body=orjson.dumps(msg), headers=hdr
+    )
+    assert status == 429, out
+    assert b"budget" in out and "retry-after" not in headers  # lifetime budget

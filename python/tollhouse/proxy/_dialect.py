@@ -21,7 +21,7 @@ from tollhouse.gateway import Gateway
 from tollhouse.providers import Call
 from tollhouse.providers._chat_shape import chat_usage
 from tollhouse.providers._sse import SSEParser, encode_event
-from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy import asgi, budget, pipeline
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Usage
 from tollhouse.proxy.routes import CLIENT_CLOSED, DisconnectWatch, _aclose, _internal
@@ -73,7 +73,9 @@ async def serve(
         if not isinstance(model, str) or not model:
             raise InvalidRequest("model: required, a non-empty string")
         ex.body = client
-        ex.route = route = pipeline.resolve(gw, ex.key, model)
+        ex.route = pipeline.resolve(gw, ex.key, model)
+        await budget.admit(gw, ex, headers)
+        route = ex.route
         watch = DisconnectWatch(receive)
         if dialect.native is not None and await dialect.native(gw, ex, client, raw, send):
             return
@@ -100,6 +102,7 @@ async def serve(
             watch.stop()
         if ex.route is not None and ex.usage is None and ex.cancelled:
             pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
+        await budget.settle(gw, ex)
         pipeline.record(gw, ex)
 
 

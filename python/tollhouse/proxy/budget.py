@@ -18,6 +18,9 @@ import asyncio
 import logging
 from typing import Any
 
+import orjson
+
+from tollhouse import native
 from tollhouse.errors import BudgetExceeded, TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.guard.guardrails import RequestScope
@@ -68,7 +71,11 @@ def _positive(value: Any) -> int | None:
 def max_output(gw: Gateway, ex: Exchange) -> int:
     """The most output tokens the request can produce (all ``n`` choices)."""
     body, route = ex.body or {}, ex.route
-    limit = _positive(body.get("max_completion_tokens")) or _positive(body.get("max_tokens"))
+    limit = (
+        _positive(body.get("max_completion_tokens"))
+        or _positive(body.get("max_tokens"))  # chat and Anthropic messages
+        or _positive(body.get("max_output_tokens"))  # responses
+    )
     if limit is None and route is not None:
         for model in (route.model, route.upstream_model):
             price = gw.prices.price(model)
@@ -89,6 +96,26 @@ def worst_case(gw: Gateway, ex: Exchange, prompt: int, max_out: int) -> int:
     return 0
 
 
+def prompt_tokens(ex: Exchange) -> int:
+    """Prompt tokens of a chat, Anthropic messages or responses body (with ``system`` /
+    ``instructions`` and message items of ``input``), counted by the Rust core."""
+    n = pipeline.count_prompt(ex)
+    body = ex.body or {}
+    model = ex.route.upstream_model if ex.route is not None else ""
+    items = body.get("input")
+    if isinstance(items, list):
+        messages = [i for i in items if isinstance(i, dict)]
+        if messages:
+            n += native.count_messages_tokens(model, messages)
+    for name in ("system", "instructions"):
+        value = body.get(name)
+        if isinstance(value, str):
+            n += native.count_text_tokens(model, value)
+        elif isinstance(value, list):
+            n += native.count_text_tokens(model, orjson.dumps(value).decode())
+    return n
+
+
 async def admit(
     gw: Gateway, ex: Exchange, headers: list[asgi.Header], *, output: bool = True
 ) -> None:
@@ -98,7 +125,7 @@ async def admit(
         scope = request_scope(ex, headers)
         if not gw.limits.wants(scope, ex.key):
             return
-        prompt = pipeline.count_prompt(ex)
+        prompt = prompt_tokens(ex)
         max_out = max_output(gw, ex) if output else 0
         ask = Ask(scope, ex.key, worst_case(gw, ex, prompt, max_out), prompt, max_out, routed_by)
         adm = await gw.limits.admit(ask)
