@@ -176,3 +176,11 @@ async def test_empty_reservation(counters: Counters) -> None:
     assert await counters.settle(r, [], now_ms=1) == []
     assert await counters.levels([], now_ms=1) == []
     assert await counters.ping()
+
+
+async def test_retry_after_never_exceeds_the_window(counters: Counters) -> None:
+    # Concurrent requests may reserve with slightly older clocks than their neighbours.
+    await granted(counters, [sliding("rpm", 1, 1, 1_000)], 500)
+    denied = await counters.reserve([sliding("rpm", 1, 1, 1_000)], now_ms=400)
+    assert isinstance(denied, Denied)
+    assert denied.retry_after_ms == 1_000

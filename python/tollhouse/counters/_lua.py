@@ -100,7 +100,7 @@ for i = 1, n do
       for j = 1, #entries, 2 do
         freed = freed + num(h, 'r:' .. entries[j])
         if freed >= excess then
-          retry = math.max(1, tonumber(entries[j + 1]) + win - now)
+          retry = math.min(win, math.max(1, tonumber(entries[j + 1]) + win - now))
           break
         end
       end

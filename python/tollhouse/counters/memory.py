@@ -70,7 +70,7 @@ class _Sliding:
         for ts, rid in self.entries:
             freed += self.amounts.get(rid, 0)
             if freed >= excess:
-                return max(1, ts + self.window - now)
+                return min(self.window, max(1, ts + self.window - now))
         return 1
 
     def reset(self, now: int) -> int:
