@@ -40,6 +40,7 @@ DATA_PLANE: dict[str, tuple[str, Handler]] = {
     "/healthz": ("GET", routes.healthz),
     "/readyz": ("GET", routes.readyz),
     "/v1/messages": ("POST", messages.messages),
+    "/v1/messages/count_tokens": ("POST", messages.count_tokens),
     "/v1/responses": ("POST", responses.responses),
 }
 

@@ -215,6 +215,22 @@ def test_client_disconnect_cancels_the_upstream(
         up.event_delay = 0.0
 
 
+def test_count_tokens(claude: anthropic.Anthropic, ups: tuple[Upstream, Upstream]) -> None:
+    seen = len(ups[0].seen)
+    plain = claude.messages.count_tokens(
+        model="gpt-echo", messages=[{"role": "user", "content": "How many tokens is this?"}]
+    )
+    tooled = claude.messages.count_tokens(
+        model="gpt-echo",
+        tools=[WEATHER_A],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "How many tokens is this?"}],
+    )
+    assert 0 < plain.input_tokens < tooled.input_tokens
+    assert len(ups[0].seen) == seen  # counted locally, no upstream call
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.count_tokens(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
 def test_messages_errors(gw: Running, claude: anthropic.Anthropic) -> None:
     with (
         anthropic.Anthropic(base_url=gw.url, api_key="gk_nope", max_retries=0) as bad,

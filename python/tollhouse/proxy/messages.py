@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from tollhouse.errors import TollhouseError
+from tollhouse import native
+from tollhouse.errors import InvalidRequest, TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.providers._anthropic_format import (
     STOP_TO_CHAT,
@@ -30,7 +31,8 @@ from tollhouse.providers._anthropic_stream import ChatToAnthropic
 from tollhouse.providers._chat_shape import GATEWAY_FIELDS, usage_parts
 from tollhouse.providers.anthropic import AnthropicProvider
 from tollhouse.proxy import asgi, pipeline
-from tollhouse.proxy._dialect import Dialect, StreamTranslator, relay_native, serve
+from tollhouse.proxy._body import ClientGone, read_body
+from tollhouse.proxy._dialect import Dialect, StreamTranslator, authenticate, relay_native, serve
 from tollhouse.proxy.pipeline import Exchange, Usage
 
 
@@ -134,3 +136,28 @@ MESSAGES = Dialect(
 
 async def messages(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
     await serve(gw, scope, receive, send, MESSAGES)
+
+
+async def count_tokens(
+    gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+) -> None:
+    """``POST /v1/messages/count_tokens``: prompt tokens of a Messages request, counted
+    locally by the Rust core for the model's upstream (an estimate for Claude models); no
+    upstream call and no spend row."""
+    headers: list[asgi.Header] = scope["headers"]
+    try:
+        key = authenticate(gw, headers)
+        client = pipeline.parse_json(await read_body(receive, headers, gw.max_body_bytes))
+        model = client.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("model: required, a non-empty string")
+        route = pipeline.resolve(gw, key, model)
+        chat = messages_to_chat({**client, "stream": False}, drop_unsupported=True)
+        tools = chat.get("tools")
+        count = native.count_messages_tokens(route.upstream_model, chat["messages"], tools)
+        await asgi.send_json(send, 200, {"input_tokens": count})
+    except TollhouseError as exc:
+        status, body, out = asgi.error_response(exc)
+        await asgi.send_bytes(send, status, error_body(exc), out)
+    except ClientGone:
+        return
