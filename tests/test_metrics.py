@@ -321,3 +321,30 @@ def test_check_config_rejects_a_bad_metrics_section(
     assert "metrics.flush_interval" in capsys.readouterr().err
     path.write_text("metrics: {key_labels: true, flush_interval: 0.5}\n")
     assert main(["check-config", "--config", str(path)]) == 0
+
+
+class _Source:
+    def __init__(self, **numbers: int) -> None:
+        self.numbers = numbers
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.numbers)
+
+
+def test_store_parts_are_reported() -> None:
+    m = Metrics()
+    writer = _Source(written=10, dropped=1, failures=2, queue_depth=4)
+    keys = _Source(keys=3, version=7, refresh_failures=1)
+    m.track_spend_writer(writer)
+    m.track_key_cache(keys)
+    s = scrape(m)
+    assert sample(s, "tollhouse_spend_rows_total", outcome="written") == 10
+    assert sample(s, "tollhouse_spend_rows_total", outcome="dropped") == 1
+    assert sample(s, "tollhouse_store_failures_total", operation="spend_write") == 2
+    assert sample(s, "tollhouse_store_failures_total", operation="key_refresh") == 1
+    assert sample(s, "tollhouse_spend_queue_depth") == 4
+    assert sample(s, "tollhouse_keys_cached") == 3
+    writer.numbers.update(written=15)
+    m.track_spend_writer(_Source(written=2))  # a rebuilt writer: counts carry on
+    s = scrape(m)
+    assert sample(s, "tollhouse_spend_rows_total", outcome="written") == 12

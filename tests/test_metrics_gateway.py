@@ -109,6 +109,10 @@ def test_requests_of_both_workers_in_one_scrape(stack: Stack) -> None:
 
     assert sample(s, "tollhouse_workers") == 2
     assert sample(s, "tollhouse_webhook_queue_depth") == 0  # the gateway's dispatcher
+    assert sample(s, "tollhouse_keys_cached") >= 1
+    # every metered request (authenticated and routed) becomes a spend row
+    s = _settled(stack, "tollhouse_spend_rows_total", 25, outcome="written")
+    assert sample(s, "tollhouse_spend_rows_total", outcome="written") == 25
     assert sample(s, "tollhouse_cost_usd_total", **ok) == pytest.approx(cost / 1e6, abs=1e-12)
     assert sample(s, "tollhouse_tokens_total", **ok, direction="input") > 0
     assert sample(s, "tollhouse_tokens_total", **mock, direction="output") > 0

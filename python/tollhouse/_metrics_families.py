@@ -144,6 +144,30 @@ FAMILIES: dict[str, Family] = _fam(
         mode="sum",
     ),
     Family(
+        "tollhouse_spend_rows_total",
+        "counter",
+        "Spend rows handed to the background writer, by outcome (written, dropped).",
+        ("outcome",),
+    ),
+    Family(
+        "tollhouse_spend_queue_depth",
+        "gauge",
+        "Spend rows waiting for the background writer (all workers).",
+        mode="sum",
+    ),
+    Family(
+        "tollhouse_store_failures_total",
+        "counter",
+        "Failed store operations (spend_write batches, key_refresh polls).",
+        ("operation",),
+    ),
+    Family(
+        "tollhouse_keys_cached",
+        "gauge",
+        "Virtual keys held in the in-memory key cache (largest worker).",
+        mode="max",
+    ),
+    Family(
         "tollhouse_redactions_total",
         "counter",
         "Secrets and personal data redacted, by family.",

@@ -115,6 +115,8 @@ def build_app(config: Config, gw: Gateway | None = None) -> App:
     gw = gw or Gateway.from_config(config)
     METRICS.configure(config)
     METRICS.track_webhooks(gw.events)
+    METRICS.track_spend_writer(gw.spend)
+    METRICS.track_key_cache(gw.keys)
     return App(gw, control.routes(gw))
 
 

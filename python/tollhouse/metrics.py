@@ -144,7 +144,7 @@ class Metrics:
         self._providers: frozenset[str] | None = None
         self._seen: dict[str, set[str]] = {}
         self._collectors: list[Callable[[], None]] = []
-        self._webhooks: _Stats | None = None
+        self._sources: dict[str, _Stats] = {}
         self.reset()
 
     @classmethod
@@ -158,8 +158,7 @@ class Metrics:
         self._gauges: dict[str, dict[tuple[str, ...], tuple[float, float]]] = {}
         self._stages: dict[str, list[float]] = {}
         self._seen.clear()
-        self._webhooks_id = 0
-        self._webhooks_seen: dict[str, int] = {}
+        self._seen_counts: dict[tuple[str, str, tuple[str, ...]], int] = {}
 
     # -- configuration ------------------------------------------------------------------
 
@@ -334,27 +333,59 @@ class Metrics:
         """Run ``collector`` before every snapshot (it reads state into gauges/counters)."""
         self._collectors.append(collector)
 
-    def track_webhooks(self, dispatcher: _Stats) -> None:
-        """Report a ``WebhookDispatcher``'s outcomes and queue depth (a later call swaps
-        in a new dispatcher, e.g. after a reload; counts carry on from where they were)."""
-        if self._webhooks is None:
-            self.add_collector(self._read_webhooks)
-        self._webhooks = dispatcher
+    def _track(self, source: str, obj: _Stats, read: Callable[[str, dict[str, int]], None]) -> None:
+        """Read ``obj.stats()`` before every snapshot; tracking the same ``source`` again
+        swaps the object (config reload) and its counts carry on from where they were."""
+        if source not in self._sources:
+            self.add_collector(lambda: self._read_source(source, read))
+        self._sources[source] = obj
 
-    def _read_webhooks(self) -> None:
-        dispatcher = self._webhooks
-        if dispatcher is None:
-            return
-        if id(dispatcher) != self._webhooks_id:  # a new dispatcher counts from zero
-            self._webhooks_id, self._webhooks_seen = id(dispatcher), {}
-        stats = dispatcher.stats()
-        for outcome in ("delivered", "failed", "retried", "dropped", "blocked"):
-            now = int(stats.get(outcome, 0))
-            before = self._webhooks_seen.get(outcome, 0)
-            if now > before:
-                self._inc("tollhouse_webhook_deliveries_total", (outcome,), now - before)
-            self._webhooks_seen[outcome] = now
-        self._set("tollhouse_webhook_queue_depth", (), int(stats.get("queue_depth", 0)))
+    def _read_source(self, source: str, read: Callable[[str, dict[str, int]], None]) -> None:
+        obj = self._sources.get(source)
+        if obj is not None:
+            read(f"{source}:{id(obj)}", obj.stats())
+
+    def _cumulative(self, ident: str, stat: int, family: str, labels: tuple[str, ...]) -> None:
+        """Add what a cumulative per-object count grew by since the last read."""
+        key = (ident, family, labels)
+        before = self._seen_counts.get(key, 0)
+        if stat > before:
+            self._inc(family, labels, stat - before)
+        self._seen_counts[key] = stat
+
+    def track_webhooks(self, dispatcher: _Stats) -> None:
+        """Report a ``WebhookDispatcher``'s outcomes and queue depth."""
+
+        def read(ident: str, stats: dict[str, int]) -> None:
+            for outcome in ("delivered", "failed", "retried", "dropped", "blocked"):
+                family = "tollhouse_webhook_deliveries_total"
+                self._cumulative(ident, int(stats.get(outcome, 0)), family, (outcome,))
+            self._set("tollhouse_webhook_queue_depth", (), int(stats.get("queue_depth", 0)))
+
+        self._track("webhooks", dispatcher, read)
+
+    def track_spend_writer(self, writer: _Stats) -> None:
+        """Report a ``SpendWriter``: rows written/dropped, failed batches, queue depth."""
+
+        def read(ident: str, stats: dict[str, int]) -> None:
+            for outcome in ("written", "dropped"):
+                family = "tollhouse_spend_rows_total"
+                self._cumulative(ident, int(stats.get(outcome, 0)), family, (outcome,))
+            failures = int(stats.get("failures", 0))
+            self._cumulative(ident, failures, "tollhouse_store_failures_total", ("spend_write",))
+            self._set("tollhouse_spend_queue_depth", (), int(stats.get("queue_depth", 0)))
+
+        self._track("spend", writer, read)
+
+    def track_key_cache(self, cache: _Stats) -> None:
+        """Report a ``KeyCache``: keys held and failed refreshes from the store."""
+
+        def read(ident: str, stats: dict[str, int]) -> None:
+            failures = int(stats.get("refresh_failures", 0))
+            self._cumulative(ident, failures, "tollhouse_store_failures_total", ("key_refresh",))
+            self._set("tollhouse_keys_cached", (), int(stats.get("keys", 0)))
+
+        self._track("keys", cache, read)
 
     # -- snapshots, flushing, exposition --------------------------------------------------
 
