@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -536,29 +536,17 @@ def openai_app(state: Upstream) -> web.Application:
     return app
 
 
-@contextmanager
-def openai_upstream() -> Iterator[Upstream]:
-    state = Upstream()
-    with serve(openai_app(state), state, "/v1") as s:
-        yield s
+def _upstream(app: Callable[[Upstream], web.Application], prefix: str = "") -> Callable[[], Any]:
+    @contextmanager
+    def run() -> Iterator[Upstream]:
+        state = Upstream()
+        with serve(app(state), state, prefix) as s:
+            yield s
+
+    return run
 
 
-@contextmanager
-def anthropic_upstream() -> Iterator[Upstream]:
-    state = Upstream()
-    with serve(anthropic_app(state), state) as s:
-        yield s
-
-
-@contextmanager
-def gemini_upstream() -> Iterator[Upstream]:
-    state = Upstream()
-    with serve(gemini_app(state), state, "/v1beta") as s:
-        yield s
-
-
-@contextmanager
-def azure_upstream() -> Iterator[Upstream]:
-    state = Upstream()
-    with serve(azure_app(state), state) as s:
-        yield s
+openai_upstream = _upstream(openai_app, "/v1")
+anthropic_upstream = _upstream(anthropic_app)
+gemini_upstream = _upstream(gemini_app, "/v1beta")
+azure_upstream = _upstream(azure_app)

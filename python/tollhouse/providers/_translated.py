@@ -8,7 +8,7 @@ translated stream is relayed as it arrives, never buffered whole.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -129,9 +129,9 @@ class TranslatingProvider(Provider):
     ) -> AsyncIterator[bytes]:
         """Upstream SSE -> OpenAI SSE frames, one yield per upstream read."""
         parser = SSEParser()
-        done = False
+        pieces = self.relay_raw(resp)
         try:
-            async for piece in resp.content.iter_any():
+            async for piece in pieces:
                 frames = self._frames(parser.feed(piece), translate)
                 if frames:
                     yield frames
@@ -139,16 +139,10 @@ class TranslatingProvider(Provider):
             if not finished():
                 raise ProviderError(f"provider {self.name!r} ended the stream early")
             yield tail + b"".join(_frame(c) for c in finish()) + DONE_FRAME
-            done = True
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise upstream_failure(self.name, exc) from None
         finally:
-            if done:
-                resp.release()
-            else:
-                resp.close()
+            await pieces.aclose()  # closes (not releases) an unfinished upstream response
 
-    async def relay_raw(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def relay_raw(self, resp: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         """The upstream's bytes untouched (a client that speaks the upstream's format)."""
         done = False
         try:
