@@ -8,6 +8,7 @@ through one object.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass, field
 
@@ -96,6 +97,10 @@ class Gateway:
             log.warning("could not restore budget counters from the store: %s", exc.message)
         for provider in self.providers.values():
             await provider.start()
+        # Everything built so far lives as long as the worker: keep it out of the cyclic
+        # GC's generations so collections on the request path scan only request garbage.
+        gc.collect()
+        gc.freeze()
         self.started = True
 
     async def stop(self) -> None:
