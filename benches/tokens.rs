@@ -24,6 +24,13 @@ fn bench_text(c: &mut Criterion) {
                 b.iter(|| enc.reference().encode_ordinary(black_box(t)).len())
             });
         }
+        // No-space scripts: long letter pieces that miss the vocabulary and need merges.
+        let cjk =
+            "日本語のテキストを数える。中文分词测试，包括标点符号。한국어 문장입니다. ".repeat(300);
+        group.throughput(Throughput::Bytes(cjk.len() as u64));
+        group.bench_with_input(BenchmarkId::new("fast_cjk", cjk.len()), &cjk, |b, t| {
+            b.iter(|| enc.count(black_box(t)))
+        });
         group.finish();
     }
 }

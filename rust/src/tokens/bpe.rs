@@ -17,6 +17,8 @@ const LARGE_PIECE: usize = 100;
 /// Token ranks of one encoding, plus how it splits text.
 pub struct FastEncoder {
     ranks: FxHashMap<Vec<u8>, Rank>,
+    /// Ranks of all two-byte tokens, indexed by `b0 << 8 | b1` (no hashing).
+    pairs: Box<[Rank]>,
     pattern: Pattern,
 }
 
@@ -38,7 +40,17 @@ impl FastEncoder {
             }
             rank += 1;
         }
-        FastEncoder { ranks, pattern }
+        let mut pairs = vec![Rank::MAX; 1 << 16].into_boxed_slice();
+        for (bytes, &rank) in &ranks {
+            if let [b0, b1] = bytes[..] {
+                pairs[usize::from(b0) << 8 | usize::from(b1)] = rank;
+            }
+        }
+        FastEncoder {
+            ranks,
+            pairs,
+            pattern,
+        }
     }
 
     /// The number of tokens of `text` (special-token text is ordinary text).
@@ -59,6 +71,9 @@ impl FastEncoder {
 
     #[inline(always)]
     fn rank(&self, bytes: &[u8]) -> Rank {
+        if let [b0, b1] = bytes[..] {
+            return self.pairs[usize::from(b0) << 8 | usize::from(b1)];
+        }
         self.ranks.get(bytes).copied().unwrap_or(Rank::MAX)
     }
 
