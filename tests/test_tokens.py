@@ -386,3 +386,40 @@ def test_odd_python_objects_never_crash() -> None:
 def test_warm_up() -> None:
     native.warm_up_tokenizers()
     assert native.count_text_tokens("gpt-4o", "warm") == 1
+
+
+def test_large_inputs_release_the_gil() -> None:
+    import threading
+    import time
+
+    text = "Counting a long prompt while another thread keeps running. 12345\n" * 50_000
+    body = orjson.dumps({"messages": [{"role": "user", "content": text}]})
+    ticks = 0
+    done = threading.Event()
+
+    def spin() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        for call in (
+            lambda: native.count_text_tokens("gpt-4o", text),
+            lambda: native.count_messages_tokens("gpt-4", [{"role": "user", "content": text}]),
+            lambda: native.count_chat_tokens("gpt-4o", body),
+        ):
+            before, start = ticks, time.perf_counter()
+            assert call() > 500_000
+            during, elapsed = ticks - before, time.perf_counter() - start
+            before = ticks
+            time.sleep(elapsed)
+            idle = ticks - before
+            # Holding the GIL would let the spinning thread run for at most one switch
+            # interval (5 ms) of the call; released, it runs for most of it.
+            assert elapsed > 0.05
+            assert during > idle / 5
+    finally:
+        done.set()
+        worker.join()
