@@ -252,3 +252,62 @@ async def test_sqlite_rejects_missing_directory(tmp_path: object) -> None:
         await open_store(f"sqlite:///{tmp_path}/no/such/dir/t.db").open()
     with pytest.raises(ConfigError):
         open_store("mysql://x")
+
+
+async def test_the_daily_rollup_agrees_with_the_rows(store: SqlStore) -> None:
+    day0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    a, b = "a" * 64, "b" * 64
+    rows = [
+        make_row("1", a, created_at=day0 + 5, cost_micros=10),
+        make_row("2", a, created_at=day0 + DAY - 0.001, cost_micros=20),
+        make_row("3", a, created_at=day0 + DAY, cost_micros=40),
+        make_row("4", b, created_at=day0 + 2 * DAY + 1, cost_micros=80),
+        make_row("5", a, created_at=day0 + 9 * DAY, cost_micros=160),
+    ]
+    await store.insert_spend(rows[:3])
+    # A retried batch (same ids) plus new rows: nothing is counted twice.
+    await store.insert_spend([*rows[1:3], *rows[3:], rows[4]])
+    daily = await store._fetch("SELECT key_hash, day, requests, cost_micros FROM spend_daily")
+    first = int(day0 // DAY)
+    assert sorted(tuple(int(v) if i else v for i, v in enumerate(r)) for r in daily) == [
+        (a, first, 2, 30),
+        (a, first + 1, 1, 40),
+        (a, first + 9, 1, 160),
+        (b, first + 2, 1, 80),
+    ]
+    aligned = [0.0, day0, day0 + DAY, day0 + 9 * DAY]  # rollup path
+    raw = [s - 0.0005 if s else 0.0005 for s in aligned]  # row path, same answers here
+    from_rollup = await store.key_usage([a, b], aligned)
+    from_rows = await store.key_usage([a, b], raw)
+    assert from_rollup == from_rows == {a: [230, 230, 200, 160], b: [80, 80, 80, 0]}
+    assert await store.key_spend_since(a, day0 + DAY) == 200
+    assert await store.key_spend_since(a, day0 + DAY - 0.002) == 220
+    # Day-aligned questions are answered by the rollup alone.
+    await store._transaction([("DELETE FROM spend", ())])
+    assert await store.key_usage([a], aligned) == {a: [230, 230, 200, 160]}
+    assert await store.key_usage([a], raw) == {a: [0, 0, 0, 0]}
+
+
+async def test_the_rollup_migration_backfills_existing_spend(store_url: str) -> None:
+    s = open_store(store_url)
+    await s.open()
+    day0 = 1_767_225_600.0
+    await s.insert_spend(
+        [
+            make_row("1", created_at=day0 + 1, cost_micros=3),
+            make_row("2", created_at=day0 + 2, cost_micros=4),
+            make_row("3", created_at=day0 + DAY + 1, cost_micros=5),
+        ]
+    )
+    # Back to the schema before 0003, with spend rows already there.
+    await s._transaction(
+        [("DROP TABLE spend_daily", ()), ("DELETE FROM schema_migrations WHERE version = 3", ())]
+    )
+    await s.close()
+    again = open_store(store_url)
+    await again.open()
+    try:
+        usage = await again.key_usage(["a" * 64], [0.0, day0 + DAY])
+        assert usage == {"a" * 64: [12, 5]}
+    finally:
+        await again.close()

@@ -71,6 +71,13 @@ INSERT_SPEND = (
     f"VALUES ({', '.join('?' * len(SPEND_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
 )
 _BUMP = "UPDATE store_meta SET value = value + 1 WHERE name = 'keys_version'"
+_ADD_DAILY = (
+    "INSERT INTO spend_daily (key_hash, day, requests, cost_micros) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key_hash, day) DO UPDATE SET "
+    "requests = spend_daily.requests + excluded.requests, "
+    "cost_micros = spend_daily.cost_micros + excluded.cost_micros"
+)
+DAY_SECONDS = 86_400
 _DAY = {
     "sqlite": "date(created_at, 'unixepoch')",
     "postgres": "to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
@@ -168,6 +175,10 @@ def spend_from_row(row: Sequence[Any]) -> SpendRow:
     )
 
 
+def _day_aligned(ts: float) -> bool:
+    return ts >= 0 and ts % DAY_SECONDS == 0
+
+
 def _update_value(name: str, value: Any) -> Any:
     if name == "models":
         return None if value is None else _json(list(value))
@@ -204,8 +215,9 @@ class SqlStore(ABC):
         """
 
     @abstractmethod
-    async def _insert_many(self, sql: str, rows: Sequence[Params]) -> None:
-        """One statement over many parameter rows, in one transaction."""
+    async def _insert_many(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        """Each statement over its parameter rows (``executemany``), all in one
+        transaction."""
 
     # -- health -------------------------------------------------------------------------
 
@@ -266,14 +278,46 @@ class SqlStore(ABC):
     # -- spend --------------------------------------------------------------------------
 
     async def insert_spend(self, rows: list[SpendRow]) -> None:
-        if rows:
-            await self._insert_many(INSERT_SPEND, [spend_params(r) for r in rows])
+        """Insert spend rows and add them to the per-day rollup, in one transaction.
+
+        Idempotent on ``id``: rows already stored (a batch retried after a commit whose
+        outcome the writer did not see) are skipped by both.  Ids are unique per request
+        and only their own writer retries them, one batch at a time, so reading the
+        stored ids before the transaction is enough.
+        """
+        if not rows:
+            return
+        ids = list({r.id for r in rows})
+        marks = ", ".join("?" for _ in ids)
+        stored = {
+            r[0]
+            for r in await self._fetch(f"SELECT id FROM spend WHERE id IN ({marks})", ids)  # noqa: S608
+        }
+        fresh: dict[str, SpendRow] = {}
+        for r in rows:
+            if r.id not in stored:
+                fresh.setdefault(r.id, r)
+        if not fresh:
+            return
+        daily: dict[tuple[str, int], list[int]] = {}
+        for r in fresh.values():
+            agg = daily.setdefault((r.key_hash, int(r.created_at // DAY_SECONDS)), [0, 0])
+            agg[0] += 1
+            agg[1] += r.cost_micros
+        await self._insert_many(
+            [
+                (INSERT_SPEND, [spend_params(r) for r in fresh.values()]),
+                (_ADD_DAILY, [(k, d, n, c) for (k, d), (n, c) in daily.items()]),
+            ]
+        )
 
     async def get_generation(self, generation_id: str) -> SpendRow | None:
         rows = await self._fetch(f"{_SPEND_SELECT} WHERE id = ?", (generation_id,))
         return spend_from_row(rows[0]) if rows else None
 
     async def key_spend_since(self, key_hash: str, since: float) -> int:
+        if _day_aligned(since):
+            return (await self.key_usage([key_hash], [since]))[key_hash][0]
         rows = await self._fetch(
             "SELECT COALESCE(SUM(cost_micros), 0) FROM spend "
             "WHERE key_hash = ? AND created_at >= ?",
@@ -286,17 +330,27 @@ class SqlStore(ABC):
     ) -> dict[str, list[int]]:
         """Spend (micro-dollars) of each key since each timestamp, in one query.
 
-        Keys without spend map to zeros; ``since`` of 0 means all time.
+        Keys without spend map to zeros; ``since`` of 0 means all time.  When every
+        ``since`` is a UTC midnight (period starts, all time) the per-day rollup answers
+        without touching the spend rows.
         """
         out = {h: [0] * len(since) for h in key_hashes}
         if not key_hashes or not since:
             return out
+        if all(_day_aligned(s) for s in since):
+            table, column = "spend_daily", "day"
+            bounds: list[float] = [int(s // DAY_SECONDS) for s in since]
+        else:
+            table, column, bounds = "spend", "created_at", list(since)
         sums = ", ".join(
-            "COALESCE(SUM(CASE WHEN created_at >= ? THEN cost_micros ELSE 0 END), 0)" for _ in since
+            f"COALESCE(SUM(CASE WHEN {column} >= ? THEN cost_micros ELSE 0 END), 0)" for _ in since
         )
         marks = ", ".join("?" for _ in key_hashes)
-        sql = f"SELECT key_hash, {sums} FROM spend WHERE key_hash IN ({marks}) GROUP BY key_hash"  # noqa: S608
-        for row in await self._fetch(sql, [*since, *key_hashes]):
+        sql = (
+            f"SELECT key_hash, {sums} FROM {table} "  # noqa: S608 - constant names
+            f"WHERE key_hash IN ({marks}) GROUP BY key_hash"
+        )
+        for row in await self._fetch(sql, [*bounds, *key_hashes]):
             out[row[0]] = [int(v) for v in row[1:]]
         return out
 

@@ -120,10 +120,11 @@ class PostgresStore(SqlStore):
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise Unavailable(f"store unavailable ({type(exc).__name__})") from None
 
-    async def _insert_many(self, sql: str, rows: Sequence[Params]) -> None:
+    async def _insert_many(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
         try:
             async with self._require_pool().connection() as conn, conn.transaction():
                 async with conn.cursor() as cur:
-                    await cur.executemany(_pg(sql), rows)
+                    for sql, rows in batches:
+                        await cur.executemany(_pg(sql), rows)
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise Unavailable(f"store unavailable ({type(exc).__name__})") from None

@@ -111,10 +111,11 @@ class SqliteStore(SqlStore):
 
         return await self._run(run)
 
-    async def _insert_many(self, sql: str, rows: Sequence[Params]) -> None:
+    async def _insert_many(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _immediate(conn):
-                conn.executemany(sql, rows)
+                for sql, rows in batches:
+                    conn.executemany(sql, rows)
 
         await self._run(run)
 
