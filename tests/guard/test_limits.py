@@ -331,3 +331,14 @@ async def test_rpm_bursts_across_a_minute_edge_never_exceed_the_limit() -> None:
     assert await burst(100) == 50
     clock.set("2026-11-23T10:01:59.950")
     assert await burst(100) == 50  # the 10:00:59.900 burst left at 10:01:59.900
+
+
+def test_check_config_names_a_bad_limits_entry(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tollhouse.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("limits:\n  agents:\n    bot: {rpm: 0}\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "limits.agents.bot.rpm" in capsys.readouterr().err

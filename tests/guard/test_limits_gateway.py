@@ -11,10 +11,12 @@ from typing import Any
 import orjson
 import pytest
 from tests.support.gateway import asgi_request
+from tests.support.receiver import Receiver
 from tests.support.redis import RedisServer
 
 from tollhouse.app import App, build_app
 from tollhouse.config import parse_config
+from tollhouse.events.signing import verify
 from tollhouse.guard import guardrails
 from tollhouse.guard.budgets import Budget
 from tollhouse.guard.keys import generate_key, hash_key, key_label
@@ -298,3 +300,29 @@ async def test_anthropic_messages_and_responses_are_budgeted(app: App) -> None:
     )
     assert status == 429, out
     assert b"budget" in out and "retry-after" not in headers  # lifetime budget
+
+
+async def test_budget_alerts_are_delivered_signed_once(tmp_path: Path) -> None:
+    async with Receiver() as rx:
+        webhooks = {
+            "endpoints": [{"url": rx.url, "secret": "whsec_" + "k" * 32}],
+            "allow_private": ["127.0.0.1"],
+        }
+        app = await start(config(tmp_path, webhooks=webhooks, limits={"max_wait_seconds": 0}))
+        try:
+            raw, record = await new_key(app, limit_micros=40_000, limit_reset="daily")
+            statuses = [(await chat(app, raw, max_tokens=5))[0] for _ in range(6)]
+            assert statuses[:2] == [200, 200] and 429 in statuses
+            got = await rx.wait_for(2)
+            await asyncio.sleep(0.3)  # nothing more arrives: each fired once
+            assert len(rx.requests) == 2
+            events = [orjson.loads(r.body) for r in got]
+            assert [e["event"] for e in events] == ["budget.alert", "budget.exceeded"]
+            assert events[0]["keyName"] == "t"
+            assert events[0]["data"]["scope"] == f"key:{record.hash}"
+            assert events[0]["data"]["period"] == "daily"
+            for r in got:
+                assert r.headers["webhook-id"].startswith("evt_")
+                verify("whsec_" + "k" * 32, r.headers, r.body)
+        finally:
+            await app.gw.stop()
