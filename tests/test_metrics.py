@@ -348,3 +348,23 @@ def test_store_parts_are_reported() -> None:
     m.track_spend_writer(_Source(written=2))  # a rebuilt writer: counts carry on
     s = scrape(m)
     assert sample(s, "tollhouse_spend_rows_total", outcome="written") == 12
+
+
+class _Limiter:
+    def __init__(self) -> None:
+        self.stats = {"fail_open": 0, "fail_closed": 0, "waits": 0, "pending_dropped": 0}
+        self.degraded = False
+
+
+def test_limiter_fail_modes_and_counters_health() -> None:
+    m = Metrics()
+    lim = _Limiter()
+    m.track_limiter(lim)
+    s = scrape(m)
+    assert sample(s, "tollhouse_backend_up", backend="counters") == 1
+    lim.stats.update(fail_open=3, waits=2)
+    lim.degraded = True
+    s = scrape(m)
+    assert sample(s, "tollhouse_counters_fail_mode_total", mode="open") == 3
+    assert sample(s, "tollhouse_limit_waits_total") == 2
+    assert sample(s, "tollhouse_backend_up", backend="counters") == 0

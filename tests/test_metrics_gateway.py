@@ -110,6 +110,8 @@ def test_requests_of_both_workers_in_one_scrape(stack: Stack) -> None:
     assert sample(s, "tollhouse_workers") == 2
     assert sample(s, "tollhouse_webhook_queue_depth") == 0  # the gateway's dispatcher
     assert sample(s, "tollhouse_keys_cached") >= 1
+    assert sample(s, "tollhouse_backend_up", backend="store") == 1  # set by /readyz
+    assert sample(s, "tollhouse_backend_up", backend="counters") == 1
     # every metered request (authenticated and routed) becomes a spend row
     s = _settled(stack, "tollhouse_spend_rows_total", 25, outcome="written")
     assert sample(s, "tollhouse_spend_rows_total", outcome="written") == 25

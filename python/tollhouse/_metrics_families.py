@@ -168,6 +168,23 @@ FAMILIES: dict[str, Family] = _fam(
         mode="max",
     ),
     Family(
+        "tollhouse_counters_fail_mode_total",
+        "counter",
+        "Requests with a limit while the shared counters were down, by fail_mode applied "
+        "(open: admitted on per-process counters, closed: refused with 503).",
+        ("mode",),
+    ),
+    Family(
+        "tollhouse_limit_waits_total",
+        "counter",
+        "Times a request waited for in-flight reservations to settle before its budget check.",
+    ),
+    Family(
+        "tollhouse_settlements_dropped_total",
+        "counter",
+        "Settlements lost because the counters stayed down and the retry queue was full.",
+    ),
+    Family(
         "tollhouse_redactions_total",
         "counter",
         "Secrets and personal data redacted, by family.",

@@ -117,6 +117,7 @@ def build_app(config: Config, gw: Gateway | None = None) -> App:
     METRICS.track_webhooks(gw.events)
     METRICS.track_spend_writer(gw.spend)
     METRICS.track_key_cache(gw.keys)
+    METRICS.track_limiter(gw.limits)
     return App(gw, control.routes(gw))
 
 

@@ -132,6 +132,23 @@ class _Stats(Protocol):
     def stats(self) -> dict[str, int]: ...
 
 
+class _LimiterLike(Protocol):
+    stats: dict[str, int]
+
+    @property
+    def degraded(self) -> bool: ...
+
+
+class _StatsOf:
+    """``stats()`` over an object that keeps its counts in a ``stats`` dict."""
+
+    def __init__(self, obj: _LimiterLike) -> None:
+        self.obj = obj
+
+    def stats(self) -> dict[str, int]:
+        return {**self.obj.stats, "degraded": int(self.obj.degraded)}
+
+
 class Metrics:
     """The instruments of one worker process (``METRICS`` is the process's own)."""
 
@@ -376,6 +393,24 @@ class Metrics:
             self._set("tollhouse_spend_queue_depth", (), int(stats.get("queue_depth", 0)))
 
         self._track("spend", writer, read)
+
+    def track_limiter(self, limiter: _LimiterLike) -> None:
+        """Report the budgets/limits stage: requests admitted without the shared counters
+        (fail_mode open) or refused for their absence (closed), waits for in-flight
+        reservations, settlements lost while the counters were down."""
+
+        def read(ident: str, stats: dict[str, int]) -> None:
+            for mode in ("open", "closed"):
+                stat = int(stats.get(f"fail_{mode}", 0))
+                self._cumulative(ident, stat, "tollhouse_counters_fail_mode_total", (mode,))
+            for name, family in (
+                ("waits", "tollhouse_limit_waits_total"),
+                ("pending_dropped", "tollhouse_settlements_dropped_total"),
+            ):
+                self._cumulative(ident, int(stats.get(name, 0)), family, ())
+            self.set_backend_up("counters", not stats.get("degraded", 0))
+
+        self._track("limits", _StatsOf(limiter), read)
 
     def track_key_cache(self, cache: _Stats) -> None:
         """Report a ``KeyCache``: keys held and failed refreshes from the store."""

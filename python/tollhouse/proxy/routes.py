@@ -19,6 +19,7 @@ import orjson
 
 from tollhouse.errors import ProviderError, TollhouseError
 from tollhouse.gateway import Gateway
+from tollhouse.metrics import METRICS
 from tollhouse.providers import Call
 from tollhouse.proxy import asgi, budget, pipeline
 from tollhouse.proxy._body import ClientGone, read_body
@@ -270,6 +271,7 @@ async def readyz(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: as
         except Exception as exc:  # any store failure means "not ready", with the reason
             log.warning("readyz: store ping failed: %s", exc)
     status = 200 if store_ok else 503
+    METRICS.set_backend_up("store", store_ok)
     body: dict[str, object] = {"status": "ok" if store_ok else "unavailable", "store": store_ok}
     # Counters: {backend, ok, fail_mode, mode}; a Redis outage is reported, and the
     # gateway stays ready (fail_mode decides what budgeted requests get meanwhile).
