@@ -187,6 +187,16 @@ def _report(rows: list[Row], samples: Samples, args: argparse.Namespace) -> str:
         "gateway answers: "
         + ", ".join(f"{s} {c}: {int(n)}" for (s, c), n in sorted(statuses.items()))
     )
+    refusals = {
+        f"{dict(labels)['scope']} {dict(labels)['limit']}": value
+        for (name, labels), value in samples.items()
+        if name == "tollhouse_rate_limit_rejections_total"
+    }
+    if refusals:
+        out.append(
+            "limit refusals (from /metrics): "
+            + ", ".join(f"{k}: {int(v)}" for k, v in sorted(refusals.items()))
+        )
     p50, p99, n = _overhead(samples)
     out.append(
         f"gateway overhead (from /metrics, {int(n)} requests): "
