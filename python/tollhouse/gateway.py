@@ -24,6 +24,7 @@ from tollhouse.guard.keys import KeyCache
 from tollhouse.guard.limits import Limiter
 from tollhouse.guard.limits_config import parse_limits
 from tollhouse.providers import Provider, build_providers
+from tollhouse.routing.router import Router
 from tollhouse.store import Store, open_store
 from tollhouse.store.writer import SpendWriter
 
@@ -44,6 +45,7 @@ class Gateway:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     max_body_bytes: int = 32 * 1024 * 1024
     started: bool = False
+    router: Router = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -53,6 +55,18 @@ class Gateway:
                     models.setdefault(alias, m)
             self.models = models
         self.max_body_bytes = self.config.server.max_body_bytes
+        self.router = self._router()
+
+    def _router(self) -> Router:
+        """Registry, breakers and failover policies (routing/); a provider without its
+        key is planned around, so other deployments still serve the model."""
+        providers = self.providers
+        return Router(
+            self.config,
+            usable=lambda name: name in providers and providers[name].has_key,
+            emit=self.events.emit,
+            prices=self.prices,
+        )
 
     @classmethod
     def from_config(cls, config: Config) -> Gateway:

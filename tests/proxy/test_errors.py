@@ -168,16 +168,17 @@ def test_payload_too_large_declared(tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_upstream_5xx_is_provider_error(stack: Stack, upstream: Upstream, status: int) -> None:
-    upstream.fail_next(status)
+    upstream.fail_next(status, times=3)  # the first try and routing's 2 retries
     resp = post(stack, CHAT)
     assert_error(resp, 502, "provider_error")
     assert resp.headers["x-gate-provider"] == "up"
+    assert resp.headers["x-gate-attempts"] == "3"
 
 
 @pytest.mark.parametrize("status", [400, 404, 422, 429])
 def test_upstream_4xx_passed_back(stack: Stack, upstream: Upstream, status: int) -> None:
     body = orjson.dumps({"error": {"message": "upstream says no", "code": "nope"}})
-    upstream.fail_next(status, body)
+    upstream.fail_next(status, body, times=3 if status == 429 else 1)  # 429 is retried
     resp = post(stack, CHAT)
     assert resp.status_code == status
     assert resp.content == body

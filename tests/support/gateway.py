@@ -63,6 +63,9 @@ def upstream_config(directory: Path, upstream_url: str, **extra: Any) -> dict[st
             "embed": {"input_per_mtok": 0.02, "output_per_mtok": 0.0},
             "mock-1": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
         },
+        # Tests share one upstream and inject failures on purpose: keep retries quick
+        # and the breaker out of the way (tests/routing covers it).
+        "routing": {"backoff_base_ms": 5, "breaker": {"failures": 1000, "min_requests": 1000}},
     }
     config.update(extra)
     return config

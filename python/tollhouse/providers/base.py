@@ -133,6 +133,9 @@ async def raise_for_upstream(provider: str, resp: aiohttp.ClientResponse) -> Non
     status = resp.status
     if status < 300:
         return
+    # Retry-After rides on the error (routing waits it out; a 429 passes it back).
+    hint = resp.headers.get("retry-after")
+    headers = {"retry-after": hint} if hint else None
     try:
         body = await resp.content.read(_ERROR_BODY_LIMIT)
     except (TimeoutError, aiohttp.ClientError):
@@ -143,5 +146,7 @@ async def raise_for_upstream(provider: str, resp: aiohttp.ClientResponse) -> Non
         ctype = resp.headers.get("content-type", "application/json")
         if not body:
             body = orjson.dumps({"error": {"message": f"upstream answered {status}"}})
-        raise UpstreamHTTPError(status, body, ctype)
-    raise ProviderError(f"provider {provider!r} answered {status}")
+        exc = UpstreamHTTPError(status, body, ctype)
+        exc.headers.update(headers or {})
+        raise exc
+    raise ProviderError(f"provider {provider!r} answered {status}", headers=headers)

@@ -26,6 +26,7 @@ REQUEST_ID = b"x-gate-request-id"
 PROVIDER = b"x-gate-provider"
 COST = b"x-gate-cost"
 OVERHEAD = b"x-gate-overhead-ms"
+ATTEMPTS = b"x-gate-attempts"
 
 
 async def send_bytes(send: Send, status: int, body: bytes, headers: list[Header]) -> None:

@@ -71,6 +71,7 @@ class Exchange:
     responded: bool = False  # the response headers went out (later errors go in-band)
     admission: Admission | None = None  # the budgets/limits reservation (proxy/budget.py)
     limit_headers: list[asgi.Header] = field(default_factory=list)  # x-ratelimit-*, reroute
+    attempts: int = 0  # upstream tries (routing: retries and fallbacks)
 
     def overhead_ms(self) -> float:
         return (time.perf_counter() - self.started - self.upstream_s) * 1000.0
@@ -189,11 +190,14 @@ def resolve(gw: Gateway, key: KeyRecord, model: str) -> Route:
         raise ModelNotFound(f"model {model!r} is not configured on this gateway")
     if not key_allows(key, model) and not key_allows(key, config.name):
         raise ModelNotAllowed(f"this key may not use model {model!r}")
-    deployment = config.deployments[0]
-    provider = gw.providers.get(deployment.provider)
-    if provider is None or not provider.has_key:
-        raise NoProviderKey(f"no provider key configured for provider {deployment.provider!r}")
-    return Route(config.name, provider, deployment.model)
+    # The first deployment with a usable provider; routing (``routing.attempts``) then
+    # plans every deployment and fallback of the request.
+    for deployment in config.deployments:
+        provider = gw.providers.get(deployment.provider)
+        if provider is not None and provider.has_key:
+            return Route(config.name, provider, deployment.model)
+    name = config.deployments[0].provider
+    raise NoProviderKey(f"no provider key configured for provider {name!r}")
 
 
 # -- usage and cost --------------------------------------------------------------------
@@ -322,6 +326,8 @@ def gate_headers(ex: Exchange, *, cost: bool) -> list[asgi.Header]:
         headers.append((asgi.PROVIDER, ex.route.provider.name.encode()))
     if cost:
         headers.append((asgi.COST, usd(ex.cost_micros).encode()))
+    if ex.attempts:
+        headers.append((asgi.ATTEMPTS, str(ex.attempts).encode()))
     headers.extend(ex.limit_headers)
     headers.append((asgi.OVERHEAD, f"{ex.overhead_ms():.3f}".encode()))
     return headers

@@ -20,11 +20,13 @@ import orjson
 from tollhouse.errors import ProviderError, TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.metrics import METRICS
-from tollhouse.providers import Call
+from tollhouse.providers import Reply
 from tollhouse.proxy import asgi, budget, pipeline
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route
 from tollhouse.proxy.stream import SSERelay
+from tollhouse.routing import attempts
+from tollhouse.routing.registry import Target
 
 log = logging.getLogger("tollhouse.proxy")
 CLIENT_CLOSED = 499
@@ -98,16 +100,13 @@ async def chat_completions(
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
         # policy/redaction before the reservation (5)
         await budget.admit(gw, ex, headers)
-        route = ex.route
-        call = Call(body, raw, route.upstream_model)
-        if route.upstream_model != body["model"]:
-            call.set("model", route.upstream_model)
+        targets = attempts.plan(gw, ex, body)
         watch = DisconnectWatch(receive)
         if body.get("stream") is True:
             ex.stream = True
-            await _stream(gw, ex, route, call, send)
+            await _stream(gw, ex, targets, body, raw, send)
         else:
-            await _complete(gw, ex, route, call, send)
+            await _complete(gw, ex, targets, body, raw, send)
     except TollhouseError as exc:
         await _fail(send, ex, exc)
     except (ClientGone, OSError):  # a server that raises on send() to a closed client
@@ -127,12 +126,20 @@ async def chat_completions(
         pipeline.record(gw, ex)
 
 
-async def _complete(gw: Gateway, ex: Exchange, route: Route, call: Call, send: asgi.Send) -> None:
-    t = time.perf_counter()
-    try:
-        reply = await route.provider.chat(call)
-    finally:
-        ex.upstream_s += time.perf_counter() - t
+async def _complete(
+    gw: Gateway,
+    ex: Exchange,
+    targets: list[Target],
+    body: dict[str, Any],
+    raw: bytes,
+    send: asgi.Send,
+) -> None:
+    async def chat(route: Route, target: Target) -> Reply:
+        return await route.provider.chat(attempts.make_call(body, raw, target))
+
+    reply = await attempts.run(gw, ex, targets, chat)
+    route = ex.route
+    assert route is not None  # noqa: S101 - set by attempts.run
     data = reply.data
     if data is None:
         raise ProviderError(f"provider {route.provider.name!r} answered with invalid JSON")
@@ -145,17 +152,27 @@ async def _complete(gw: Gateway, ex: Exchange, route: Route, call: Call, send: a
     await asgi.send_bytes(send, 200, reply.body, headers)
 
 
-async def _stream(gw: Gateway, ex: Exchange, route: Route, call: Call, send: asgi.Send) -> None:
-    """Relay an SSE stream; errors after the headers go in-band (``ex.responded``)."""
-    options = call.body.get("stream_options")
+async def _stream(
+    gw: Gateway,
+    ex: Exchange,
+    targets: list[Target],
+    body: dict[str, Any],
+    raw: bytes,
+    send: asgi.Send,
+) -> None:
+    """Relay an SSE stream; errors after the headers go in-band (``ex.responded``).
+    Fails over to the next deployment only before the upstream's first byte."""
+    options = body.get("stream_options")
     client_usage = isinstance(options, dict) and options.get("include_usage") is True
-    if not client_usage:
-        call.set("stream_options", {**(options or {}), "include_usage": True})
-    t = time.perf_counter()
-    try:
-        chunks = await route.provider.chat_stream(call)
-    finally:
-        ex.upstream_s += time.perf_counter() - t
+
+    async def open_(route: Route, target: Target) -> AsyncIterator[bytes]:
+        call = attempts.make_call(body, raw, target)
+        if not client_usage:
+            call.set("stream_options", {**(options or {}), "include_usage": True})
+        first, rest = await attempts.open_stream(route, call)
+        return attempts.prepend(first, rest, lambda exc: gw.router.record_failure(target, str(exc)))
+
+    chunks = await attempts.run(gw, ex, targets, open_)
     relay = SSERelay(
         client_usage=client_usage,
         cost_of=lambda usage: pipeline.price(gw, ex, usage),
@@ -204,16 +221,15 @@ async def embeddings(
         body = ex.body = pipeline.parse_embeddings(raw)
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
         await budget.admit(gw, ex, headers, output=False)
-        route = ex.route
-        call = Call(body, raw, route.upstream_model)
-        if route.upstream_model != body["model"]:
-            call.set("model", route.upstream_model)
+        targets = attempts.plan(gw, ex, body)
         watch = DisconnectWatch(receive)
-        t = time.perf_counter()
-        try:
-            reply = await route.provider.embeddings(call)
-        finally:
-            ex.upstream_s += time.perf_counter() - t
+
+        async def embed(route: Route, target: Target) -> Reply:
+            return await route.provider.embeddings(attempts.make_call(body, raw, target))
+
+        reply = await attempts.run(gw, ex, targets, embed)
+        route = ex.route
+        assert route is not None  # noqa: S101 - set by attempts.run
         if reply.data is None:
             raise ProviderError(f"provider {route.provider.name!r} answered with invalid JSON")
         usage = pipeline.usage_from(reply.data) or pipeline.estimate_usage(ex, "")
