@@ -326,3 +326,20 @@ async def test_budget_alerts_are_delivered_signed_once(tmp_path: Path) -> None:
                 verify("whsec_" + "k" * 32, r.headers, r.body)
         finally:
             await app.gw.stop()
+
+
+async def test_restart_remembers_team_spend(tmp_path: Path) -> None:
+    limits = {"max_wait_seconds": 0, "teams": {"ds": {"budget_usd": 0.05, "period": "monthly"}}}
+    cfg = config(tmp_path, limits=limits)
+    app = await start(cfg)
+    raw, _ = await new_key(app, team="ds")
+    status, headers, _ = await chat(app, raw, max_tokens=10)
+    assert status == 200
+    await app.gw.stop()
+    app = await start(cfg)
+    try:
+        status, _, body = await chat(app, raw, max_tokens=35)  # fits only a fresh budget
+        assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+        assert "team:ds" in body["error"]["message"]
+    finally:
+        await app.gw.stop()

@@ -148,18 +148,40 @@ class Limiter:
         """Seed each key budget's counter from the recorded spend of its current window,
         where the counter does not exist yet (a restart with memory counters, or an empty
         Redis).  Returns how many counters were seeded."""
-        budgeted = [k for k in keys if k.limit_micros is not None and not k.disabled]
-        if not budgeted:
-            return 0
         now = self._now_ms()
         periods: list[Period | None] = [None, "daily", "weekly", "monthly"]
         starts = [window(p, now).start_ms / 1000 for p in periods]
+        seeded = await self._restore_teams(store, now)
+        budgeted = [k for k in keys if k.limit_micros is not None and not k.disabled]
+        if not budgeted:
+            return seeded
         usage = await store.key_usage([k.hash for k in budgeted], starts)
-        seeded = 0
         for k in budgeted:
             for b in key_budgets(k):
                 charge, _ = b.charge(0, now)
                 used = usage.get(k.hash, [0] * len(periods))[periods.index(b.period)]
+                if used and await self.counters.seed(
+                    charge.key, used, expire_at_ms=charge.expire_at_ms
+                ):
+                    seeded += 1
+        return seeded
+
+    async def _restore_teams(self, store: Store, now: int) -> int:
+        """Team USD budgets from the spend rows' ``team`` column (SQL stores only; agent,
+        feature and guardrail spend is not recorded per scope, so those start at zero)."""
+        fetch = getattr(store, "_fetch", None)
+        seeded = 0
+        for team, limits in self.config.teams.items():
+            for b in limits.budgets("team", team):
+                if b.metric != "cost" or fetch is None:
+                    continue
+                charge, w = b.charge(0, now)
+                rows = await fetch(
+                    "SELECT COALESCE(SUM(cost_micros), 0) FROM spend "
+                    "WHERE team = ? AND created_at >= ?",
+                    (team, w.start_ms / 1000),
+                )
+                used = int(rows[0][0]) if rows else 0
                 if used and await self.counters.seed(
                     charge.key, used, expire_at_ms=charge.expire_at_ms
                 ):
