@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from tollhouse.control import credits, enforcement, guardrails, keys, lookups
+from tollhouse.control import (
+    audit_log,
+    credits,
+    enforcement,
+    guardrails,
+    keys,
+    lookups,
+    metering,
+)
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control.guardrails import LimitsGateway
 
@@ -20,4 +28,6 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     out = [*keys.routes(gw), *lookups.routes(gw), *credits.routes(gw)]
     if isinstance(gw, LimitsGateway):  # a gateway running the limits stage
         out += [*guardrails.routes(gw), *enforcement.routes(gw)]
-    return out
+    out += [*audit_log.routes(gw), *metering.routes(gw)]
+    # Last: every change made through any route above is recorded in the audit log.
+    return audit_log.audit_routes(out, gw)

@@ -1,0 +1,155 @@
+"""``GET /v1/audit/logs`` and ``GET /v1/audit/verify``, and what feeds the log.
+
+Every successful control-plane change (a 2xx answer to POST/PUT/PATCH/DELETE on any
+control route) is recorded by ``audited``, which wraps the route's ASGI app and queues the
+entry after the response is sent: the request never waits on the log.  Request bodies are
+not recorded (they may carry secrets); the route, path parameters and status are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tollhouse.control._auth import ControlGateway, is_admin, require_admin
+from tollhouse.control._http import endpoint, json_response
+from tollhouse.control._validation import query_limit, query_str, query_time
+from tollhouse.control.audit_chain import AuditLog
+from tollhouse.errors import InvalidKey, ValidationError
+from tollhouse.guard.keys import bearer_token
+from tollhouse.store import SqlStore
+
+_LOGS: weakref.WeakKeyDictionary[SqlStore, AuditLog] = weakref.WeakKeyDictionary()
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+
+
+def audit_of(gw: ControlGateway) -> AuditLog:
+    """The gateway's audit log (one per store object, made on first use)."""
+    store = gw.store
+    if not isinstance(store, SqlStore):
+        raise TypeError("the audit log needs a SQL store")
+    log = _LOGS.get(store)
+    if log is None:
+        log = _LOGS[store] = AuditLog(store)
+    return log
+
+
+def actor_of(request: Request, gw: ControlGateway) -> str:
+    """Who made a request, for the log: ``admin``, ``key:<label>`` or ``anonymous``."""
+    if is_admin(request, gw):
+        return "admin"
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        return "anonymous"
+    try:
+        return f"key:{gw.keys.authenticate(token).label}"
+    except InvalidKey:
+        return "anonymous"
+
+
+def event_type_of(method: str, template: str) -> str:
+    """``POST /v1/keys`` -> ``keys.create``; ``PATCH /v1/keys/{hash}`` -> ``keys.update``."""
+    parts = [p for p in template.split("/") if p and p != "v1" and not p.startswith("{")]
+    return ".".join([*parts, _VERBS.get(method, method.lower())])
+
+
+def audited(app: ASGIApp, template: str, gw: ControlGateway) -> ASGIApp:
+    """Wrap a control route's app so each successful change is queued for the log."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method", "GET")
+        if scope["type"] != "http" or method not in _VERBS:
+            await app(scope, receive, send)
+            return
+        status = 0
+
+        async def tap(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await app(scope, receive, tap)
+        if 200 <= status < 300:
+            request = Request(scope)
+            params = {k: str(v) for k, v in (scope.get("path_params") or {}).items()}
+            audit_of(gw).submit(
+                actor_of(request, gw),
+                event_type_of(method, template),
+                {
+                    "method": method,
+                    "path": scope.get("path", ""),
+                    "route": template,
+                    "params": params,
+                    "status": status,
+                },
+                workspace_id=params.get("id") if template.startswith("/v1/workspaces/") else None,
+            )
+
+    return wrapper
+
+
+def audit_routes(routes: list[BaseRoute], gw: ControlGateway) -> list[BaseRoute]:
+    """Record changes made through any of ``routes`` (wrapped in place)."""
+    if not isinstance(gw.store, SqlStore):
+        return routes
+    for route in routes:
+        if isinstance(route, Route) and set(route.methods or ()) & set(_VERBS):
+            route.app = audited(route.app, route.path, gw)
+    return routes
+
+
+def routes(gw: ControlGateway) -> list[BaseRoute]:
+    if not isinstance(gw.store, SqlStore):
+        return []
+
+    @endpoint
+    async def logs(request: Request) -> Response:
+        require_admin(request, gw)
+        limit = query_limit(request)
+        cursor = query_str(request, "cursor", max_len=20)
+        before: int | None = None
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise ValidationError("invalid cursor", {"cursor": "not a cursor from this API"})
+            before = int(cursor)
+        since, until = query_time(request, "from"), query_time(request, "to")
+        if since is not None and until is not None and since > until:
+            raise ValidationError("invalid time range", {"from": "must not be after 'to'"})
+        audit = audit_of(gw)
+        with contextlib.suppress(TimeoutError):  # this worker's own queued changes first
+            async with asyncio.timeout(2):
+                await audit.flush()
+        entries = await audit.query(
+            actor=query_str(request, "actor"),
+            event_type=query_str(request, "eventType"),
+            since=since,
+            until=until,
+            workspace_id=query_str(request, "workspaceId"),
+            before_seq=before,
+            limit=limit,
+        )
+        next_cursor = str(entries[-1].seq) if len(entries) == limit and entries else None
+        response = json_response(
+            {"entries": [e.to_json() for e in entries], "nextCursor": next_cursor}
+        )
+        if next_cursor is not None:
+            url = request.url.include_query_params(cursor=next_cursor, limit=limit)
+            response.headers["Link"] = f'<{url}>; rel="next"'
+        return response
+
+    @endpoint
+    async def verify(request: Request) -> Response:
+        require_admin(request, gw)
+        return json_response(await audit_of(gw).verify())
+
+    return [
+        Route("/v1/audit/logs", logs, methods=["GET"]),
+        Route("/v1/audit/verify", verify, methods=["GET"]),
+    ]

@@ -1,0 +1,185 @@
+"""The hash-chained audit log: changes are recorded, listed, paged, verified; tampering,
+deletion and reordering are found; concurrent appenders (two stores, both backends) keep
+one unbroken chain."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.control._app import Gw
+
+from tollhouse.control.audit_chain import AuditLog, entry_hash
+from tollhouse.control.audit_log import audit_of, event_type_of
+from tollhouse.store import SqlStore, open_store
+
+
+async def test_changes_are_recorded(
+    gw: Gw, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    created = await client.post("/v1/keys", json={"name": "a"}, headers=admin)
+    assert created.status_code in (200, 201)
+    h = created.json()["data"]["hash"]
+    assert (await client.patch(f"/v1/keys/{h}", json={"disabled": True}, headers=admin)).is_success
+    # a refused change is not a change
+    assert (await client.post("/v1/keys", json={"name": 5}, headers=admin)).status_code == 422
+    assert (await client.post("/v1/keys", json={"name": "x"})).status_code == 401
+    r = await client.get("/v1/audit/logs", headers=admin)
+    assert r.status_code == 200
+    entries = r.json()["entries"]
+    assert [e["eventType"] for e in entries] == ["keys.update", "keys.create"]
+    assert all(e["actor"] == "admin" for e in entries)
+    assert entries[0]["payload"]["params"] == {"hash": h}
+    assert entries[0]["prevHash"] == entries[1]["hash"]
+    assert r.json()["nextCursor"] is None
+    # the raw key never reaches the log
+    assert created.json()["key"] not in r.text
+    v = await client.get("/v1/audit/verify", headers=admin)
+    assert v.json() == {"valid": True, "checkedCount": 2}
+
+
+async def test_auth(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    for path in ("/v1/audit/logs", "/v1/audit/verify"):
+        assert (await client.get(path)).status_code == 401
+        bad = await client.get(path, headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401
+        assert bad.json()["error"]["code"] == "invalid_key"
+    key = (await client.post("/v1/keys", json={"name": "k"}, headers=admin)).json()["key"]
+    r = await client.get("/v1/audit/logs", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 401
+
+
+async def test_filters_and_cursor(gw: Gw, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    log = audit_of(gw)
+    for i in range(7):
+        await log.append("alice" if i % 2 else "bob", "thing.create", {"i": i}, ts=1000.0 + i)
+    await log.append("bob", "thing.delete", {"i": 7}, ts=2000.0)
+    r = await client.get("/v1/audit/logs?actor=bob&eventType=thing.create", headers=admin)
+    assert [e["payload"]["i"] for e in r.json()["entries"]] == [6, 4, 2, 0]
+    r = await client.get("/v1/audit/logs?from=1002&to=1970-01-01T00:16:45Z", headers=admin)
+    assert [e["payload"]["i"] for e in r.json()["entries"]] == [5, 4, 3, 2]
+    seen: list[int] = []
+    url = "/v1/audit/logs?limit=3"
+    pages = 0
+    while url:
+        r = await client.get(url, headers=admin)
+        body = r.json()
+        seen += [e["payload"]["i"] for e in body["entries"]]
+        pages += 1
+        link = r.headers.get("link")
+        if body["nextCursor"] is None:
+            assert link is None
+            break
+        assert link is not None and 'rel="next"' in link
+        url = link[link.index("<") + 1 : link.index(">")]
+    assert seen == [7, 6, 5, 4, 3, 2, 1, 0]
+    assert pages == 3
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=101", "limit=x", "from=yesterday", "cursor=abc", "from=20&to=10", "to=-1"],
+)
+async def test_bad_queries_are_422(
+    client: httpx.AsyncClient, admin: dict[str, str], query: str
+) -> None:
+    r = await client.get(f"/v1/audit/logs?{query}", headers=admin)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_error"
+    assert r.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "bad_seq", "checked", "reason"),
+    [
+        ("UPDATE audit_log SET payload = '{\"i\": 99}' WHERE seq = 3", 3, 2, "hash does not"),
+        ("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", 2, 1, "hash does not match"),
+        ("DELETE FROM audit_log WHERE seq = 2", 3, 1, "sequence gap"),
+        ("UPDATE audit_log SET hash = 'f' WHERE seq = 4", 4, 3, "hash does not match"),
+        ("UPDATE audit_log SET seq = 9 WHERE seq = 3", 4, 2, "sequence gap"),
+    ],
+)
+async def test_tampering_is_found(
+    gw: Gw,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    sql: str,
+    bad_seq: int,
+    checked: int,
+    reason: str,
+) -> None:
+    log = audit_of(gw)
+    for i in range(5):
+        await log.append("admin", "thing.create", {"i": i})
+    assert (await log.verify())["valid"] is True
+    await gw.store._transaction([(sql, ())])
+    r = await client.get("/v1/audit/verify", headers=admin)
+    body = r.json()
+    assert body["valid"] is False
+    assert body["firstBadEntry"]["seq"] == bad_seq
+    assert reason in body["firstBadEntry"]["reason"]
+    assert body["checkedCount"] == checked
+
+
+async def test_relinked_forgery_is_found(gw: Gw) -> None:
+    """Rewriting an entry and recomputing its own hash still breaks the next link."""
+    log = audit_of(gw)
+    for i in range(3):
+        await log.append("admin", "thing.create", {"i": i})
+    rows = await gw.store._fetch("SELECT id, ts, prev_hash FROM audit_log WHERE seq = 2")
+    eid, ts, prev = rows[0]
+    forged = entry_hash(2, eid, float(ts), "admin", "thing.create", None, {"i": 42}, prev)
+    await gw.store._transaction(
+        [("UPDATE audit_log SET payload = ?, hash = ? WHERE seq = 2", ('{"i": 42}', forged))]
+    )
+    result = await log.verify()
+    assert result["valid"] is False
+    assert result["firstBadEntry"]["seq"] == 3
+    assert "prevHash" in result["firstBadEntry"]["reason"]
+
+
+async def test_submit_is_queued_and_flushed(gw: Gw) -> None:
+    log = audit_of(gw)
+    for i in range(50):
+        log.submit("admin", "thing.create", {"i": i})
+    await log.flush()
+    entries = await log.query(limit=100)
+    assert [e.payload["i"] for e in entries] == list(range(49, -1, -1))
+    assert log.appended == 50 and log.dropped == 0
+    await log.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def chain_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/audit.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_concurrent_appenders_keep_one_chain(chain_url: str) -> None:
+    stores: list[SqlStore] = [open_store(chain_url) for _ in range(3)]
+    for s in stores:
+        await s.open()
+    try:
+        logs = [AuditLog(s) for s in stores]
+
+        async def burst(n: int, log: AuditLog) -> None:
+            for i in range(20):
+                await log.append(f"w{n}", "thing.create", {"i": i})
+
+        await asyncio.gather(*(burst(n, log) for n, log in enumerate(logs)))
+        assert await logs[0].verify() == {"valid": True, "checkedCount": 60}
+    finally:
+        for s in stores:
+            await s.close()
+
+
+def test_event_types() -> None:
+    assert event_type_of("POST", "/v1/keys") == "keys.create"
+    assert event_type_of("DELETE", "/v1/keys/{hash}") == "keys.delete"
+    assert event_type_of("POST", "/v1/workspaces/{id}/alert-rules/{rule}/test") == (
+        "workspaces.alert-rules.test.create"
+    )
