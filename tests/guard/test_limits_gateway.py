@@ -343,3 +343,18 @@ async def test_restart_remembers_team_spend(tmp_path: Path) -> None:
         assert "team:ds" in body["error"]["message"]
     finally:
         await app.gw.stop()
+
+
+async def test_worst_case_covers_fallback_models(tmp_path: Path) -> None:
+    cfg = config(tmp_path, limits={"max_wait_seconds": 0})
+    cfg["models"]["mock-1"]["fallbacks"] = ["mock-big"]
+    app = await start(cfg)
+    try:
+        # mock-big costs 5x: its worst case ($0.005/token x (8 + 10)) is what is reserved.
+        raw, _ = await new_key(app, limit_micros=80_000)
+        status, _, body = await chat(app, raw, max_tokens=10)
+        assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+        raw2, _ = await new_key(app, limit_micros=95_000)
+        assert (await chat(app, raw2, max_tokens=10))[0] == 200
+    finally:
+        await app.gw.stop()

@@ -86,14 +86,32 @@ def max_output(gw: Gateway, ex: Exchange) -> int:
 
 
 def worst_case(gw: Gateway, ex: Exchange, prompt: int, max_out: int) -> int:
+    """The most the request can cost: routing may fall back to another deployment or
+    model after the reservation, so the dearest of the model's chain counts."""
     route = ex.route
     if route is None:
         return 0
-    for model in (route.model, route.upstream_model):
-        cost = gw.prices.worst_case(model, prompt, max_out)
-        if cost is not None:
-            return cost
-    return 0
+    worst = 0
+    for names in _price_names(gw, route.model, route.upstream_model):
+        for model in names:  # public name first, then the upstream model's
+            cost = gw.prices.worst_case(model, prompt, max_out)
+            if cost is not None:
+                worst = max(worst, cost)
+                break
+    return worst
+
+
+def _price_names(gw: Gateway, model: str, upstream: str) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = [(model, upstream)]
+    config = gw.models.get(model)
+    if config is None:
+        return out
+    out += [(config.name, d.model) for d in config.deployments]
+    for name in config.fallbacks:
+        fallback = gw.models.get(name)
+        if fallback is not None:
+            out += [(fallback.name, d.model) for d in fallback.deployments]
+    return out
 
 
 def prompt_tokens(ex: Exchange) -> int:
