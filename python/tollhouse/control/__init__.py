@@ -9,16 +9,20 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from tollhouse.control import (
+    apikeys,
     audit_log,
     credits,
     enforcement,
     guardrails,
     keys,
     lookups,
+    members,
     metering,
+    workspaces,
 )
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control.guardrails import LimitsGateway
+from tollhouse.store import SqlStore
 
 __all__ = ["ControlGateway", "require_admin", "routes"]
 
@@ -29,5 +33,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     if isinstance(gw, LimitsGateway):  # a gateway running the limits stage
         out += [*guardrails.routes(gw), *enforcement.routes(gw)]
     out += [*audit_log.routes(gw), *metering.routes(gw)]
+    if isinstance(gw.store, SqlStore):
+        out += [*workspaces.routes(gw), *members.routes(gw), *apikeys.routes(gw)]
     # Last: every change made through any route above is recorded in the audit log.
     return audit_log.audit_routes(out, gw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 
@@ -58,3 +59,42 @@ def query_str(request: Request, name: str, *, max_len: int = 200) -> str | None:
     if len(raw) > max_len:
         raise ValidationError(f"invalid {name}", {name: f"at most {max_len} characters"})
     return raw
+
+
+class Body:
+    """Collects per-field errors over a JSON body; ``done()`` raises one 422 with all."""
+
+    def __init__(self, data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        self.data = data
+        self.errors: dict[str, str] = {
+            name: "unknown field" for name in data if name not in allowed
+        }
+
+    def text(self, name: str, *, required: bool = False, max_len: int = 200) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.errors[name] = "required"
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.errors[name] = "expected a non-empty string"
+            return None
+        if len(value) > max_len:
+            self.errors[name] = f"at most {max_len} characters"
+            return None
+        return value.strip()
+
+    def choice(self, name: str, options: tuple[str, ...], *, required: bool = False) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.errors[name] = "required"
+            return None
+        if value not in options:
+            self.errors[name] = f"one of {', '.join(options)}"
+            return None
+        return str(value)
+
+    def done(self) -> None:
+        if self.errors:
+            raise ValidationError("invalid request body", dict(sorted(self.errors.items())))

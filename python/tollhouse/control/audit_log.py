@@ -41,7 +41,11 @@ def audit_of(gw: ControlGateway) -> AuditLog:
 
 
 def actor_of(request: Request, gw: ControlGateway) -> str:
-    """Who made a request, for the log: ``admin``, ``key:<label>`` or ``anonymous``."""
+    """Who made a request, for the log: ``admin``, ``apikey:<id>`` (a workspace key, as
+    noted by the route), ``key:<label>`` or ``anonymous``."""
+    noted = request.scope.get("state", {}).get("actor")
+    if isinstance(noted, str):
+        return noted
     if is_admin(request, gw):
         return "admin"
     token = bearer_token(request.headers.get("authorization"))

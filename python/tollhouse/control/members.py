@@ -1,0 +1,134 @@
+"""``/v1/workspaces/{id}/members``: who belongs to a workspace, with which role.
+
+Viewers and up read the list; admins and owners add, change and remove members; only an
+owner grants, changes or removes the owner role.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tollhouse.control._access import RANK, ROLES, Principal, now, require_role, sql_store
+from tollhouse.control._auth import ControlGateway
+from tollhouse.control._http import endpoint, iso, json_object, json_response
+from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._validation import Body
+from tollhouse.errors import Conflict, Forbidden, NotFound
+
+_SELECT = "SELECT id, workspace_id, email, role, created_at FROM workspace_members"
+
+
+def member_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "workspace_id": row[1],
+        "email": row[2],
+        "role": row[3],
+        "created_at": iso(float(row[4])),
+    }
+
+
+def _may_grant(p: Principal, workspace_id: str, role: str) -> None:
+    mine = p.role_in(workspace_id) or "viewer"
+    if role == "owner" and mine != "owner":
+        raise Forbidden("only an owner grants or changes the owner role")
+    if RANK[role] > RANK[mine]:
+        raise Forbidden(f"the {mine} role may not grant {role}")
+
+
+def routes(gw: ControlGateway) -> list[BaseRoute]:
+    store = sql_store(gw)
+
+    async def _member(wid: str, mid: str) -> tuple[Any, ...]:
+        rows = await store._fetch(f"{_SELECT} WHERE workspace_id = ? AND id = ?", (wid, mid))  # noqa: S608
+        if not rows:
+            raise NotFound(f"member {mid!r} not found")
+        return rows[0]
+
+    @endpoint
+    async def list_members(request: Request) -> Response:
+        wid = request.path_params["id"]
+        await require_role(request, gw, wid, "viewer")
+        page = page_of(request)
+        where, params = " WHERE workspace_id = ?", [wid]
+        role = request.query_params.get("role")
+        if role:
+            body = Body({"role": role}, ("role",))
+            body.choice("role", ROLES)
+            body.done()
+            where += " AND role = ?"
+            params.append(role)
+        count = await store._fetch(f"SELECT COUNT(*) FROM workspace_members{where}", params)  # noqa: S608
+        total = int(count[0][0])
+        rows = await store._fetch(
+            f"{_SELECT}{where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
+            [*params, page.limit, page.offset],
+        )
+        response = json_response({"data": [member_json(r) for r in rows], "total": total})
+        set_links(response, request, page, total)
+        return response
+
+    @endpoint
+    async def add_member(request: Request) -> Response:
+        wid = request.path_params["id"]
+        p = await require_role(request, gw, wid, "admin")
+        body = Body(await json_object(request), ("email", "role"))
+        email = body.text("email", required=True, max_len=320)
+        role = body.choice("role", ROLES, required=True)
+        if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
+            body.errors["email"] = "expected an email address"
+        body.done()
+        assert email is not None and role is not None  # noqa: S101 - done() checked them
+        _may_grant(p, wid, role)
+        row = ("mem_" + uuid.uuid4().hex[:20], wid, email.lower(), role, now())
+        try:
+            await store._transaction(
+                [
+                    (
+                        "INSERT INTO workspace_members (id, workspace_id, email, role, created_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        row,
+                    )
+                ]
+            )
+        except Conflict:
+            raise Conflict(f"{email} is already a member of this workspace") from None
+        return json_response({"data": member_json(row)}, status=201)
+
+    @endpoint
+    async def update_member(request: Request) -> Response:
+        wid, mid = request.path_params["id"], request.path_params["memberId"]
+        p = await require_role(request, gw, wid, "admin")
+        body = Body(await json_object(request), ("role",))
+        role = body.choice("role", ROLES, required=True)
+        body.done()
+        assert role is not None  # noqa: S101
+        current = await _member(wid, mid)
+        _may_grant(p, wid, current[3])
+        _may_grant(p, wid, role)
+        await store._transaction(
+            [("UPDATE workspace_members SET role = ? WHERE id = ?", (role, mid))]
+        )
+        return json_response({"data": member_json(await _member(wid, mid))})
+
+    @endpoint
+    async def remove_member(request: Request) -> Response:
+        wid, mid = request.path_params["id"], request.path_params["memberId"]
+        p = await require_role(request, gw, wid, "admin")
+        current = await _member(wid, mid)
+        _may_grant(p, wid, current[3])
+        await store._transaction([("DELETE FROM workspace_members WHERE id = ?", (mid,))])
+        return json_response({"data": {"id": mid, "deleted": True}})
+
+    base = "/v1/workspaces/{id}/members"
+    return [
+        Route(base, list_members, methods=["GET"]),
+        Route(base, add_member, methods=["POST"]),
+        Route(base + "/{memberId}", update_member, methods=["PATCH", "PUT"]),
+        Route(base + "/{memberId}", remove_member, methods=["DELETE"]),
+    ]
