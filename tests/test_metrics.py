@@ -368,3 +368,21 @@ def test_limiter_fail_modes_and_counters_health() -> None:
     assert sample(s, "tollhouse_counters_fail_mode_total", mode="open") == 3
     assert sample(s, "tollhouse_limit_waits_total") == 2
     assert sample(s, "tollhouse_backend_up", backend="counters") == 0
+
+
+def test_breaker_board_is_read_before_each_snapshot() -> None:
+    from tollhouse.routing.breaker import BreakerBoard, BreakerConfig
+
+    t = [0.0]
+    board = BreakerBoard(BreakerConfig(), clock=lambda: t[0])
+    m = Metrics()
+    m.track_breakers(board)
+    board.get("up/gpt-4o-mini").success(0.1)
+    b = board.get("mock/mock-1")
+    for _ in range(50):
+        b.failure("HTTP 503")
+    s = scrape(m)
+    assert sample(s, "tollhouse_breaker_state", deployment="up/gpt-4o-mini") == 0
+    assert sample(s, "tollhouse_breaker_state", deployment="mock/mock-1") == 2
+    b.force_close()
+    assert sample(scrape(m), "tollhouse_breaker_state", deployment="mock/mock-1") == 0

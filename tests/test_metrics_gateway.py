@@ -110,6 +110,7 @@ def test_requests_of_both_workers_in_one_scrape(stack: Stack) -> None:
     assert sample(s, "tollhouse_workers") == 2
     assert sample(s, "tollhouse_webhook_queue_depth") == 0  # the gateway's dispatcher
     assert sample(s, "tollhouse_keys_cached") >= 1
+    assert sample(s, "tollhouse_breaker_state", deployment="up/gpt-4o-mini") == 0
     assert sample(s, "tollhouse_backend_up", backend="store") == 1  # set by /readyz
     assert sample(s, "tollhouse_backend_up", backend="counters") == 1
     # every metered request (authenticated and routed) becomes a spend row

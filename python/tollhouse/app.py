@@ -118,6 +118,7 @@ def build_app(config: Config, gw: Gateway | None = None) -> App:
     METRICS.track_spend_writer(gw.spend)
     METRICS.track_key_cache(gw.keys)
     METRICS.track_limiter(gw.limits)
+    METRICS.track_breakers(gw.router.board)
     return App(gw, control.routes(gw))
 
 

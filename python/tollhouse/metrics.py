@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -132,6 +132,14 @@ class _Stats(Protocol):
     def stats(self) -> dict[str, int]: ...
 
 
+class _BreakerLike(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
 class _LimiterLike(Protocol):
     stats: dict[str, int]
 
@@ -162,6 +170,7 @@ class Metrics:
         self._seen: dict[str, set[str]] = {}
         self._collectors: list[Callable[[], None]] = []
         self._sources: dict[str, _Stats] = {}
+        self._breakers: Iterable[_BreakerLike] | None = None
         self.reset()
 
     @classmethod
@@ -411,6 +420,19 @@ class Metrics:
             self.set_backend_up("counters", not stats.get("degraded", 0))
 
         self._track("limits", _StatsOf(limiter), read)
+
+    def track_breakers(self, breakers: Iterable[_BreakerLike]) -> None:
+        """Report every deployment's circuit breaker (``routing.BreakerBoard``): its state,
+        read before each snapshot; ``id`` is the deployment (``provider/model``)."""
+        if self._breakers is None:
+            self.add_collector(self._read_breakers)
+        self._breakers = breakers
+
+    def _read_breakers(self) -> None:
+        for b in self._breakers or ():
+            value = _BREAKER.get(b.state)
+            if value is not None:
+                self._set("tollhouse_breaker_state", (self._bounded("deployment", b.id),), value)
 
     def track_key_cache(self, cache: _Stats) -> None:
         """Report a ``KeyCache``: keys held and failed refreshes from the store."""
