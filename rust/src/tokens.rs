@@ -186,12 +186,13 @@ pub fn count_text(model: &str, text: &str) -> usize {
     Counter::for_model(model).count_text(text)
 }
 
-/// Loads both vocabularies now, so the first request does not pay for it.
+/// Loads both vocabularies now (in parallel), so the first request does not pay for it.
 pub fn warm_up() {
-    pretok::warm_up();
-    for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
-        enc.count("warm up");
-    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| Encoding::Cl100kBase.count("warm up"));
+        pretok::warm_up();
+        Encoding::O200kBase.count("warm up");
+    });
 }
 
 #[cfg(test)]

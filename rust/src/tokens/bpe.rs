@@ -26,7 +26,7 @@ impl FastEncoder {
     /// Takes the ranks out of the reference encoder (its special tokens excluded).
     pub fn from_reference(reference: &tiktoken_rs::CoreBPE, pattern: Pattern) -> FastEncoder {
         let specials: Vec<&str> = reference.special_tokens().into_iter().collect();
-        let mut ranks = FxHashMap::default();
+        let mut ranks = FxHashMap::with_capacity_and_hasher(210_000, Default::default());
         let mut misses = 0;
         let mut rank: Rank = 0;
         // Ranks are dense; stop after a long gap past the last one.
