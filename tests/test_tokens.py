@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -392,8 +393,7 @@ def test_large_inputs_release_the_gil() -> None:
     import threading
     import time
 
-    text = "Counting a long prompt while another thread keeps running. 12345\n" * 50_000
-    body = orjson.dumps({"messages": [{"role": "user", "content": text}]})
+    line = "Counting a long prompt while another thread keeps running. 12345\n"
     ticks = 0
     done = threading.Event()
 
@@ -402,23 +402,33 @@ def test_large_inputs_release_the_gil() -> None:
         while not done.is_set():
             ticks += 1
 
-    worker = threading.Thread(target=spin)
-    worker.start()
-    try:
-        for call in (
+    def calls(text: str) -> list[Callable[[], int]]:
+        body = orjson.dumps({"messages": [{"role": "user", "content": text}]})
+        return [
             lambda: native.count_text_tokens("gpt-4o", text),
             lambda: native.count_messages_tokens("gpt-4", [{"role": "user", "content": text}]),
             lambda: native.count_chat_tokens("gpt-4o", body),
-        ):
-            before, start = ticks, time.perf_counter()
-            assert call() > 500_000
-            during, elapsed = ticks - before, time.perf_counter() - start
+        ]
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        for which in range(3):
+            lines = 50_000
+            while True:
+                call = calls(line * lines)[which]
+                before, start = ticks, time.perf_counter()
+                assert call() >= 12 * lines
+                during, elapsed = ticks - before, time.perf_counter() - start
+                # Long enough that one 5 ms switch interval is a small part of it.
+                if elapsed >= 0.1 or lines >= 1_600_000:
+                    break
+                lines *= 4
             before = ticks
             time.sleep(elapsed)
             idle = ticks - before
             # Holding the GIL would let the spinning thread run for at most one switch
-            # interval (5 ms) of the call; released, it runs for most of it.
-            assert elapsed > 0.05
+            # interval of the call; released, it runs for most of it.
             assert during > idle / 5
     finally:
         done.set()
