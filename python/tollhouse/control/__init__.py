@@ -9,9 +9,11 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from tollhouse.control import (
+    alert_rules,
     apikeys,
     audit_log,
     credits,
+    deliveries,
     enforcement,
     guardrails,
     keys,
@@ -35,5 +37,6 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     out += [*audit_log.routes(gw), *metering.routes(gw)]
     if isinstance(gw.store, SqlStore):
         out += [*workspaces.routes(gw), *members.routes(gw), *apikeys.routes(gw)]
+        out += [*deliveries.routes(gw), *alert_rules.routes(gw)]
     # Last: every change made through any route above is recorded in the audit log.
     return audit_log.audit_routes(out, gw)

@@ -1,0 +1,98 @@
+"""``/v1/workspaces/{id}/alert-rules``: when to alert, how badly, and to which targets.
+
+``condition`` is ``{metric, threshold | threshold_ms, window_seconds}``; latency takes
+``threshold_ms`` (as in the contract's example), the other metrics ``threshold``.  Every
+entry of ``delivery_targets`` must name a delivery target of the same workspace.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from tollhouse.control import _resources
+from tollhouse.control._auth import ControlGateway
+from tollhouse.control._validation import Body
+from tollhouse.control.deliveries import SEVERITIES
+from tollhouse.store import SqlStore
+
+METRICS = ("latency", "error_rate", "cost", "tokens", "requests", "budget")
+MAX_WINDOW = 7 * 86_400
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+def _condition_errors(cond: Any) -> dict[str, str]:
+    if not isinstance(cond, dict):
+        return {"condition": "expected an object"}
+    allowed = ("metric", "threshold", "threshold_ms", "window_seconds")
+    errors = {f"condition.{k}": "unknown field" for k in cond if k not in allowed}
+    metric = cond.get("metric")
+    if metric not in METRICS:
+        errors["condition.metric"] = f"one of {', '.join(METRICS)}"
+    wanted = "threshold_ms" if metric == "latency" else "threshold"
+    unwanted = "threshold" if metric == "latency" else "threshold_ms"
+    if unwanted in cond:
+        errors[f"condition.{unwanted}"] = f"use {wanted} for {metric}"
+    if not _number(cond.get(wanted)):
+        errors[f"condition.{wanted}"] = "required: a non-negative number"
+    elif metric in ("error_rate", "budget") and cond[wanted] > 1:
+        errors[f"condition.{wanted}"] = "a fraction between 0 and 1"
+    window = cond.get("window_seconds", 300)
+    if type(window) is not int or not 10 <= window <= MAX_WINDOW:
+        errors["condition.window_seconds"] = f"an integer between 10 and {MAX_WINDOW}"
+    return errors
+
+
+async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    body = Body(data, ("name", "condition", "delivery_targets", "severity", "enabled"))
+    name = body.text("name", required=True)
+    severity = body.choice("severity", SEVERITIES) or "medium"
+    cond = data.get("condition")
+    if cond is None:
+        body.errors["condition"] = "required"
+    else:
+        body.errors.update(_condition_errors(cond))
+    targets = data.get("delivery_targets", [])
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        body.errors["delivery_targets"] = "expected a list of delivery target ids"
+    elif len(targets) > 20:
+        body.errors["delivery_targets"] = "at most 20 targets"
+    else:
+        missing = set(targets) - await _resources.ids(store, workspace_id, "deliveries")
+        if missing:
+            body.errors["delivery_targets"] = (
+                f"unknown delivery targets: {', '.join(sorted(missing))}"
+            )
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        body.errors["enabled"] = "expected true or false"
+    body.done()
+    assert isinstance(cond, dict)  # noqa: S101 - done() checked it
+    condition = {"window_seconds": 300, **cond}
+    return {
+        "name": name,
+        "condition": condition,
+        "delivery_targets": list(dict.fromkeys(targets)),
+        "severity": severity,
+        "enabled": enabled,
+    }
+
+
+KIND = _resources.Kind(
+    segment="alert-rules",
+    prefix="rule_",
+    noun="alert rule",
+    parse=parse,
+    show=lambda r: r,
+    filters=("severity", "enabled"),
+    sorts=("severity",),
+)
+
+
+def routes(gw: ControlGateway) -> list[BaseRoute]:
+    return _resources.routes(gw, KIND)

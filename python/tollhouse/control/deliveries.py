@@ -1,0 +1,99 @@
+"""``/v1/workspaces/{id}/deliveries``: where alerts go — ``webhook``, ``slack`` (an
+incoming-webhook URL) or ``email`` (SMTP).  Secrets (a webhook signing secret, an SMTP
+password) are stored but shown masked."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.routing import BaseRoute
+
+from tollhouse.control import _resources
+from tollhouse.control._auth import ControlGateway
+from tollhouse.control._validation import Body
+from tollhouse.store import SqlStore
+
+TYPES = ("webhook", "slack", "email")
+SEVERITIES = ("low", "medium", "high", "critical")
+_SECRET_FIELDS = ("secret", "smtp_password")
+_CONFIG: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # (required, optional)
+    "webhook": (("url",), ("secret",)),
+    "slack": (("webhook_url",), ("channel",)),
+    "email": (("to", "smtp_host"), ("smtp_port", "from", "smtp_user", "smtp_password", "starttls")),
+}
+
+
+def _is_url(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > 2000:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _is_email(value: Any) -> bool:
+    return isinstance(value, str) and 3 <= len(value) <= 320 and value.count("@") == 1
+
+
+def _config_errors(kind: str, config: Any) -> dict[str, str]:
+    if not isinstance(config, dict):
+        return {"config": "expected an object"}
+    required, optional = _CONFIG[kind]
+    errors = {f"config.{k}": "unknown field" for k in config if k not in (*required, *optional)}
+    errors.update({f"config.{k}": "required" for k in required if config.get(k) is None})
+    for key in ("url", "webhook_url"):
+        if key in config and not _is_url(config[key]):
+            errors[f"config.{key}"] = "expected an http(s) URL"
+    if "to" in config and not (
+        isinstance(config["to"], list) and config["to"] and all(_is_email(a) for a in config["to"])
+    ):
+        errors["config.to"] = "expected a non-empty list of email addresses"
+    if "from" in config and not _is_email(config["from"]):
+        errors["config.from"] = "expected an email address"
+    port = config.get("smtp_port")
+    if port is not None and (type(port) is not int or not 1 <= port <= 65535):
+        errors["config.smtp_port"] = "expected a port number"
+    for key in ("smtp_host", "channel", "secret", "smtp_user", "smtp_password"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, str) or not value or len(value) > 500):
+            errors[f"config.{key}"] = "expected a non-empty string"
+    if "starttls" in config and not isinstance(config["starttls"], bool):
+        errors["config.starttls"] = "expected true or false"
+    return errors
+
+
+async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    body = Body(data, ("name", "type", "config", "default_severity"))
+    name = body.text("name", required=True)
+    kind = body.choice("type", TYPES, required=True)
+    severity = body.choice("default_severity", SEVERITIES) or "medium"
+    config = data.get("config")
+    if config is None:
+        body.errors["config"] = "required"
+    elif kind is not None:
+        body.errors.update(_config_errors(kind, config))
+    body.done()
+    return {"name": name, "type": kind, "config": config, "default_severity": severity}
+
+
+def show(record: dict[str, Any]) -> dict[str, Any]:
+    config = dict(record.get("config") or {})
+    for key in _SECRET_FIELDS:
+        if config.get(key):
+            config[key] = "********"
+    return {**record, "config": config}
+
+
+KIND = _resources.Kind(
+    segment="deliveries",
+    prefix="dlv_",
+    noun="delivery target",
+    parse=parse,
+    show=show,
+    filters=("type", "default_severity"),
+    sorts=("type", "default_severity"),
+)
+
+
+def routes(gw: ControlGateway) -> list[BaseRoute]:
+    return _resources.routes(gw, KIND)
