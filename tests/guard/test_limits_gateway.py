@@ -358,3 +358,23 @@ async def test_worst_case_covers_fallback_models(tmp_path: Path) -> None:
         assert (await chat(app, raw2, max_tokens=10))[0] == 200
     finally:
         await app.gw.stop()
+
+
+async def test_body_fallbacks_priced_and_filtered_by_guardrails(app: App) -> None:
+    from tollhouse.guard.limits import Admission
+    from tollhouse.proxy.budget import allowed_targets
+    from tollhouse.proxy.pipeline import Exchange
+    from tollhouse.routing.registry import Target
+
+    raw, _ = await new_key(app, limit_micros=80_000)
+    status, _, body = await chat(app, raw, max_tokens=10, models=["mock-big"])
+    assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+    assert (await chat(app, raw, max_tokens=10))[0] == 200
+
+    g = guardrails.create({"name": "cheap only", "allowed_models": ["mock-1"]})
+    ex = Exchange()
+    ex.admission = Admission(rails=(g,))
+    targets = [Target("mock-1", "mock", "mock-1"), Target("mock-big", "mock", "mock-big")]
+    assert [t.model for t in allowed_targets(ex, targets)] == ["mock-1"]
+    ex.admission = None
+    assert allowed_targets(ex, targets) == targets

@@ -84,6 +84,7 @@ class Admission:
     reroute: str | None = None
     guardrail_id: str | None = None
     ask: Ask | None = None
+    rails: tuple[Guardrail, ...] = ()  # the guardrails that apply (allow-lists for fallbacks)
 
 
 def key_budgets(key: KeyRecord) -> list[Budget]:
@@ -283,7 +284,7 @@ class Limiter:
         budgets, rates, rails = self.applicable(ask)
         self._check_allowed(rails, ask.scope)
         if not budgets and not rates:
-            return Admission(ask=ask)
+            return Admission(ask=ask, rails=tuple(rails))
         now = self._now_ms()
         charges: list[Charge] = []
         windows: list[tuple[Budget, Window]] = []
@@ -300,7 +301,9 @@ class Limiter:
         while True:
             result, backend = await self._reserve(charges, now)
             if isinstance(result, Reservation):
-                return self._admitted(ask, result, backend, windows, rates)
+                adm = self._admitted(ask, result, backend, windows, rates)
+                adm.rails = tuple(rails)
+                return adm
             if result.index >= len(windows):  # a rate limit: refuse at once
                 rate = rates[result.index - len(windows)]
                 kind = "rpm" if rate.kind == "requests" else "tpm"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -29,6 +29,16 @@ from tollhouse.proxy import asgi, pipeline
 from tollhouse.proxy.pipeline import Exchange
 
 log = logging.getLogger("tollhouse.proxy")
+
+
+class _Target(Protocol):
+    @property
+    def model(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Target)
 
 AGENT = b"x-gate-agent-id"
 FEATURE = b"x-gate-feature"
@@ -87,13 +97,20 @@ def max_output(gw: Gateway, ex: Exchange) -> int:
 
 def worst_case(gw: Gateway, ex: Exchange, prompt: int, max_out: int) -> int:
     """The most the request can cost: routing may fall back to another deployment or
-    model after the reservation, so the dearest of the model's chain counts."""
+    model (configured fallbacks, the body's ``models``) after the reservation, so the
+    dearest of the chain counts."""
     route = ex.route
     if route is None:
         return 0
     worst = 0
-    for names in _price_names(gw, route.model, route.upstream_model):
-        for model in names:  # public name first, then the upstream model's
+    names = _price_names(gw, route.model, route.upstream_model)
+    extra = (ex.body or {}).get("models")
+    for name in extra if isinstance(extra, list) else ():
+        config = gw.models.get(name) if isinstance(name, str) else None
+        if config is not None:
+            names += [(config.name, d.model) for d in config.deployments]
+    for names_of_one in names:
+        for model in names_of_one:  # public name first, then the upstream model's
             cost = gw.prices.worst_case(model, prompt, max_out)
             if cost is not None:
                 worst = max(worst, cost)
@@ -166,6 +183,19 @@ async def admit(
             (GUARDRAIL_ID, (adm.guardrail_id or "").encode()),
         ]
     raise BudgetExceeded("guardrails keep rerouting this request; giving up")
+
+
+def allowed_targets(ex: Exchange, targets: list[T]) -> list[T]:
+    """Drop fallback deployments a guardrail that applies does not allow (the primary
+    route was checked when admitted).  ``T`` has ``model`` and ``provider``."""
+    rails = ex.admission.rails if ex.admission is not None else ()
+    if not rails:
+        return targets
+    return [
+        t
+        for t in targets
+        if all(g.model_allowed(t.model) and g.provider_allowed(t.provider) for g in rails)
+    ]
 
 
 async def settle(gw: Gateway, ex: Exchange) -> None:

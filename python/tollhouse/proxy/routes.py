@@ -100,7 +100,7 @@ async def chat_completions(
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
         # policy/redaction before the reservation (5)
         await budget.admit(gw, ex, headers)
-        targets = attempts.plan(gw, ex, body)
+        targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
         if body.get("stream") is True:
             ex.stream = True
@@ -221,7 +221,7 @@ async def embeddings(
         body = ex.body = pipeline.parse_embeddings(raw)
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
         await budget.admit(gw, ex, headers, output=False)
-        targets = attempts.plan(gw, ex, body)
+        targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
 
         async def embed(route: Route, target: Target) -> Reply:
