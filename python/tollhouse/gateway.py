@@ -23,6 +23,7 @@ from tollhouse.guard.guardrail_store import GuardrailCache, GuardrailStore
 from tollhouse.guard.keys import KeyCache
 from tollhouse.guard.limits import Limiter
 from tollhouse.guard.limits_config import parse_limits
+from tollhouse.guard.security import Security
 from tollhouse.providers import Provider, build_providers
 from tollhouse.routing.router import Router
 from tollhouse.store import Store, open_store
@@ -42,6 +43,7 @@ class Gateway:
     limits: Limiter
     guardrails: GuardrailCache
     events: WebhookDispatcher
+    security: Security
     models: dict[str, ModelConfig] = field(default_factory=dict)
     max_body_bytes: int = 32 * 1024 * 1024
     started: bool = False
@@ -76,6 +78,7 @@ class Gateway:
         client = getattr(counters, "client", None)
         # Budget alerts fire once per window across every replica sharing the counters.
         gate: OnceGate = RedisOnceGate(client) if client is not None else MemoryOnceGate()
+        providers = build_providers(config)
         guardrails = GuardrailCache(GuardrailStore(store))
         limits = Limiter(
             counters,
@@ -91,10 +94,11 @@ class Gateway:
             keys=KeyCache(store),
             spend=SpendWriter(store),
             prices=native.PriceTable(config.pricing),
-            providers=build_providers(config),
+            providers=providers,
             limits=limits,
             guardrails=guardrails,
             events=events,
+            security=Security.from_config(config, counters, providers),
         )
 
     async def start(self) -> None:
@@ -119,6 +123,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.started = False
+        await self.security.auditor.drain()
         for provider in self.providers.values():
             try:
                 await provider.close()

@@ -12,6 +12,7 @@ from tollhouse.control import (
     alert_rules,
     apikeys,
     audit_log,
+    audits,
     credits,
     deliveries,
     enforcement,
@@ -20,6 +21,8 @@ from tollhouse.control import (
     lookups,
     members,
     metering,
+    presets,
+    security,
     workspaces,
 )
 from tollhouse.control._auth import ControlGateway, require_admin
@@ -34,6 +37,9 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     out = [*keys.routes(gw), *lookups.routes(gw), *credits.routes(gw)]
     if isinstance(gw, LimitsGateway):  # a gateway running the limits stage
         out += [*guardrails.routes(gw), *enforcement.routes(gw)]
+    out += presets.routes(gw)
+    if isinstance(gw, security.SecurityGateway):  # a gateway running the security stages
+        out += [*security.routes(gw), *audits.routes(gw)]
     out += [*audit_log.routes(gw), *metering.routes(gw)]
     if isinstance(gw.store, SqlStore):
         out += [*workspaces.routes(gw), *members.routes(gw), *apikeys.routes(gw)]

@@ -21,7 +21,7 @@ from tollhouse.gateway import Gateway
 from tollhouse.providers import Call
 from tollhouse.providers._chat_shape import chat_usage
 from tollhouse.providers._sse import SSEParser, encode_event
-from tollhouse.proxy import asgi, budget, pipeline
+from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Usage
 from tollhouse.proxy.routes import CLIENT_CLOSED, DisconnectWatch, _aclose, _internal
@@ -74,6 +74,7 @@ async def serve(
             raise InvalidRequest("model: required, a non-empty string")
         ex.body = client
         ex.route = pipeline.resolve(gw, ex.key, model)
+        await security.inbound(gw, ex, headers, raw)
         await budget.admit(gw, ex, headers)
         route = ex.route
         watch = DisconnectWatch(receive)
@@ -103,6 +104,7 @@ async def serve(
         if ex.route is not None and ex.usage is None and ex.cancelled:
             pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
         await budget.settle(gw, ex)
+        await security.settle(gw, ex)
         pipeline.record(gw, ex)
 
 

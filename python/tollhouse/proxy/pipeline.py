@@ -25,6 +25,7 @@ from tollhouse.errors import InvalidRequest, ModelNotAllowed, ModelNotFound, NoP
 from tollhouse.gateway import Gateway
 from tollhouse.guard.keys import bearer_token
 from tollhouse.guard.limits import Admission
+from tollhouse.guard.sessions import Ticket
 from tollhouse.metrics import METRICS
 from tollhouse.providers import Provider
 from tollhouse.proxy import asgi
@@ -72,6 +73,10 @@ class Exchange:
     admission: Admission | None = None  # the budgets/limits reservation (proxy/budget.py)
     limit_headers: list[asgi.Header] = field(default_factory=list)  # x-ratelimit-*, reroute
     attempts: int = 0  # upstream tries (routing: retries and fallbacks)
+    guard_headers: list[asgi.Header] = field(default_factory=list)  # x-gate-redacted, policy...
+    redacted: int = 0  # items masked in the request (proxy/security.py)
+    session: Ticket | None = None  # the session breakers' reservation (proxy/security.py)
+    audit_mode: str | None = None  # "async" | "blocking" when the answer is audited
 
     def overhead_ms(self) -> float:
         return (time.perf_counter() - self.started - self.upstream_s) * 1000.0
@@ -329,6 +334,7 @@ def gate_headers(ex: Exchange, *, cost: bool) -> list[asgi.Header]:
     if ex.attempts:
         headers.append((asgi.ATTEMPTS, str(ex.attempts).encode()))
     headers.extend(ex.limit_headers)
+    headers.extend(ex.guard_headers)
     headers.append((asgi.OVERHEAD, f"{ex.overhead_ms():.3f}".encode()))
     return headers
 

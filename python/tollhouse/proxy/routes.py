@@ -21,7 +21,7 @@ from tollhouse.errors import ProviderError, TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.metrics import METRICS
 from tollhouse.providers import Reply
-from tollhouse.proxy import asgi, budget, pipeline
+from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route
 from tollhouse.proxy.stream import SSERelay
@@ -98,15 +98,15 @@ async def chat_completions(
         raw = await read_body(receive, headers, gw.max_body_bytes)
         body = ex.body = pipeline.parse_chat(raw)
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
-        # policy/redaction before the reservation (5)
+        sent = await security.inbound(gw, ex, headers, raw)
         await budget.admit(gw, ex, headers)
         targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
         if body.get("stream") is True:
             ex.stream = True
-            await _stream(gw, ex, targets, body, raw, send)
+            await _stream(gw, ex, targets, body, sent, send)
         else:
-            await _complete(gw, ex, targets, body, raw, send)
+            await _complete(gw, ex, targets, body, sent, send)
     except TollhouseError as exc:
         await _fail(send, ex, exc)
     except (ClientGone, OSError):  # a server that raises on send() to a closed client
@@ -123,6 +123,7 @@ async def chat_completions(
         if ex.route is not None and ex.usage is None and ex.cancelled:
             pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
         await budget.settle(gw, ex)
+        await security.settle(gw, ex)
         pipeline.record(gw, ex)
 
 
@@ -131,7 +132,7 @@ async def _complete(
     ex: Exchange,
     targets: list[Target],
     body: dict[str, Any],
-    raw: bytes,
+    raw: bytes | None,
     send: asgi.Send,
 ) -> None:
     async def chat(route: Route, target: Target) -> Reply:
@@ -148,8 +149,10 @@ async def _complete(
         usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
     pipeline.settle(gw, ex, usage)
     ex.finish_reason = pipeline.first_finish_reason(data)
+    out = security.scan_reply(gw, ex, data, reply.body)
+    await security.audit_reply(gw, ex, pipeline.completion_text(data))
     headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
-    await asgi.send_bytes(send, 200, reply.body, headers)
+    await asgi.send_bytes(send, 200, out, headers)
 
 
 async def _stream(
@@ -157,7 +160,7 @@ async def _stream(
     ex: Exchange,
     targets: list[Target],
     body: dict[str, Any],
-    raw: bytes,
+    raw: bytes | None,
     send: asgi.Send,
 ) -> None:
     """Relay an SSE stream; errors after the headers go in-band (``ex.responded``).
@@ -178,6 +181,7 @@ async def _stream(
         cost_of=lambda usage: pipeline.price(gw, ex, usage),
         estimate=lambda text: pipeline.estimate_usage(ex, text),
     )
+    scanner = security.stream_scanner(gw, ex)
     try:
         headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -186,9 +190,13 @@ async def _stream(
             if ex.ttft_s is None:
                 ex.ttft_s = time.perf_counter() - ex.started
             out = relay.feed(chunk)
+            if scanner is not None:
+                out = scanner.feed(out)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         tail = relay.finish()
+        if scanner is not None:
+            tail = scanner.feed(tail) + scanner.finish()
         await send({"type": "http.response.body", "body": tail, "more_body": False})
     finally:
         await _aclose(chunks)
@@ -220,12 +228,13 @@ async def embeddings(
         raw = await read_body(receive, headers, gw.max_body_bytes)
         body = ex.body = pipeline.parse_embeddings(raw)
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
+        sent = await security.inbound(gw, ex, headers, raw)
         await budget.admit(gw, ex, headers, output=False)
         targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
 
         async def embed(route: Route, target: Target) -> Reply:
-            return await route.provider.embeddings(attempts.make_call(body, raw, target))
+            return await route.provider.embeddings(attempts.make_call(body, sent, target))
 
         reply = await attempts.run(gw, ex, targets, embed)
         route = ex.route
@@ -252,6 +261,7 @@ async def embeddings(
         if ex.route is not None and ex.usage is None and ex.cancelled:
             pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
         await budget.settle(gw, ex)
+        await security.settle(gw, ex)
         pipeline.record(gw, ex)
 
 

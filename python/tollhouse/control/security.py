@@ -1,0 +1,82 @@
+"""``POST /v1/security/evaluate``: the current policy applied to a text or a request
+without sending it anywhere.
+
+Body: ``{"text": "..."}`` or a request body (``messages`` / ``input`` / ``system`` ...)
+with an optional ``model``; ``preset`` (default: the calling key's, else ``standard``)
+decides the redaction families.  Answers ``{allowed, violations[], redactions}``:
+policy matches (``ruleId``, ``action``, ``kind``, ``detail`` — never the matched text)
+and families whose mode is ``block``; ``redactions`` counts what would be masked.
+Admin key or a virtual key.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Protocol, runtime_checkable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tollhouse.control._auth import ControlGateway, admin_or_key
+from tollhouse.control._http import endpoint, json_object, json_response
+from tollhouse.errors import ValidationError
+from tollhouse.guard.presets import preset_named, preset_of
+from tollhouse.guard.redaction import message_groups, request_text
+from tollhouse.guard.security import Security
+
+
+@runtime_checkable
+class SecurityGateway(ControlGateway, Protocol):
+    @property
+    def security(self) -> Security: ...
+
+
+def evaluate(sec: Security, body: dict[str, Any], preset_id: Any, key: Any) -> dict[str, Any]:
+    preset = preset_named(preset_id) if preset_id is not None else preset_of(key)
+    text = body.get("text")
+    if text is not None:
+        if not isinstance(text, str):
+            raise ValidationError("invalid request body", {"text": "expected a string"})
+        work: dict[str, Any] = {"prompt": text}
+    else:
+        work = copy.deepcopy(
+            {
+                k: body[k]
+                for k in ("messages", "system", "input", "instructions", "prompt")
+                if k in body
+            }
+        )
+        if not work:
+            raise ValidationError(
+                "invalid request body", {"text": "send a text or a request with messages/input"}
+            )
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ValidationError("invalid request body", {"model": "expected a string"})
+    groups = message_groups(work)
+    violations: list[dict[str, str]] = []
+    if preset.policies:
+        verdict = sec.policies.check(request_text(groups), model)
+        violations += verdict.violations()
+    outcome = sec.redaction.apply(groups, preset, sec.redaction.modes_for(key))
+    violations += [
+        {"ruleId": "redaction", "action": "block", "kind": "redaction", "detail": fam}
+        for fam in outcome.blocked
+    ]
+    return {
+        "allowed": not any(v["action"] == "block" for v in violations),
+        "violations": violations,
+        "redactions": {"count": outcome.count, "families": sorted(outcome.families)},
+        "preset": preset.id,
+    }
+
+
+def routes(gw: SecurityGateway) -> list[BaseRoute]:
+    @endpoint
+    async def evaluate_route(request: Request) -> Response:
+        key = admin_or_key(request, gw)
+        body = await json_object(request)
+        return json_response(evaluate(gw.security, body, body.get("preset"), key))
+
+    return [Route("/v1/security/evaluate", evaluate_route, methods=["POST"])]

@@ -1,0 +1,75 @@
+"""The security stages' long-lived state, built once per worker from the config.
+
+``Security.from_config`` compiles the redactors and the policy matcher at load, so a bad
+pattern or rule is a start-up ``ConfigError``, and hangs them on the gateway
+(``gw.security``).  The per-request stage that uses them is ``proxy/security.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tollhouse.config import Config, ModelConfig
+from tollhouse.counters import Counters
+from tollhouse.errors import ConfigError, ProviderError
+from tollhouse.guard.audit import AskModel, AuditConfig, Auditor
+from tollhouse.guard.policies import PolicySet
+from tollhouse.guard.redaction import RequestRedactor
+from tollhouse.guard.sessions import SessionLimits, Sessions
+from tollhouse.providers import Call, Provider
+
+
+@dataclass(eq=False)
+class Security:
+    redaction: RequestRedactor
+    policies: PolicySet
+    sessions: Sessions
+    auditor: Auditor
+
+    @classmethod
+    def from_config(
+        cls, config: Config, counters: Counters, providers: dict[str, Provider]
+    ) -> Security:
+        limits = SessionLimits.parse(config.section("sessions"))
+        audit = AuditConfig.parse(config.section("audit"))
+        ask = None
+        if audit.model is not None:
+            ask = model_caller(_models(config), providers)
+            if audit.model not in _models(config):
+                raise ConfigError(f"audit.model: {audit.model!r} is not a configured model")
+        return cls(
+            redaction=RequestRedactor(config.section("redaction")),
+            policies=PolicySet.from_config(config.section("policies")),
+            sessions=Sessions(counters, limits, fail_mode=config.fail_mode),
+            auditor=Auditor(audit, ask),
+        )
+
+
+def _models(config: Config) -> dict[str, ModelConfig]:
+    models = dict(config.models)
+    for m in config.models.values():
+        for alias in m.aliases:
+            models.setdefault(alias, m)
+    return models
+
+
+def model_caller(models: dict[str, ModelConfig], providers: dict[str, Provider]) -> AskModel:
+    """Ask a configured model through the gateway's own providers (no key, no budget)."""
+
+    async def ask(model: str, messages: list[dict[str, str]]) -> str:
+        deployment = models[model].deployments[0]
+        provider = providers[deployment.provider]
+        body: dict[str, Any] = {"model": deployment.model, "messages": messages}
+        reply = await provider.chat(Call(body, None, deployment.model))
+        return _answer_text(reply.data)
+
+    return ask
+
+
+def _answer_text(data: Any) -> str:
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise ProviderError("the audit model answered without a message") from None
+    return content if isinstance(content, str) else ""

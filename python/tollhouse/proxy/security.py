@@ -1,0 +1,228 @@
+"""The security stages of the data plane: sessions, policy and redaction before the
+upstream call; the session settle after it.
+
+``inbound`` runs after ``resolve`` and before the budgets reservation.  With a session id
+(``x-gate-session-id`` or the body's ``session_id``) it first admits the request into
+its session (429 ``session_killed`` and ``x-gate-session-killed: true`` when a breaker
+refuses, ``guard/sessions.py``).  Then it checks the request text against the content
+policies (403 ``policy_blocked`` with ``x-gate-policy-blocked: true`` and a
+``policy.blocked`` webhook for a ``block`` rule;
+``x-gate-policy-warn`` for a ``warn`` rule), then masks secrets and personal data in
+place (``x-gate-redacted: N``).  What a key gets is its preset's choice
+(``guard/presets.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from tollhouse import native
+from tollhouse.errors import AuditBlocked, PolicyBlocked, SessionKilled
+from tollhouse.events.types import AUDIT_FLAGGED, POLICY_BLOCKED, Event
+from tollhouse.gateway import Gateway
+from tollhouse.guard.audit import BLOCKING_RISKS, FLAG_RISKS, Verdict
+from tollhouse.guard.loops import fingerprint
+from tollhouse.guard.presets import Preset, preset_of
+from tollhouse.guard.redaction import message_groups, request_text
+from tollhouse.guard.response_scan import StreamScanner, scan_completion
+from tollhouse.proxy import asgi, budget
+from tollhouse.proxy.pipeline import Exchange
+
+log = logging.getLogger("tollhouse.guard")
+
+REDACTED = b"x-gate-redacted"
+POLICY_BLOCKED_HEADER = b"x-gate-policy-blocked"
+POLICY_WARN = b"x-gate-policy-warn"
+RESPONSE_REDACTED = b"x-gate-response-redacted"
+AUDIT = b"x-gate-audit"
+AUDIT_ID = b"x-gate-audit-id"
+AUDIT_RISK = b"x-gate-audit-risk"
+AUDIT_PASSED = b"x-gate-audit-passed"
+SESSION_ID = b"x-gate-session-id"
+SESSION_KILLED = b"x-gate-session-killed"
+MAX_SESSION_ID = 200
+
+
+def _emit(gw: Gateway, ex: Exchange, event_type: str, data: dict[str, Any]) -> None:
+    key = ex.key
+    data = {"requestId": ex.request_id, **data}
+    if ex.route is not None:
+        data.setdefault("model", ex.route.model)
+    event = Event(
+        event_type,
+        data,
+        team_id=key.team if key is not None else None,
+        key_name=key.name if key is not None else None,
+    )
+    gw.events.emit(event)
+
+
+def _match_data(m: native.PolicyMatch) -> dict[str, str]:
+    return {"ruleId": m.rule_id, "action": m.action, "kind": m.kind, "detail": m.detail}
+
+
+def session_id(ex: Exchange, headers: list[asgi.Header]) -> str | None:
+    raw = asgi.header(headers, SESSION_ID)
+    sid: Any = raw.decode("latin-1").strip() if raw else None
+    if not sid and ex.body is not None:
+        sid = ex.body.get("session_id")
+    return sid if isinstance(sid, str) and 0 < len(sid) <= MAX_SESSION_ID else None
+
+
+def _notifier(gw: Gateway, ex: Exchange) -> Any:
+    return lambda event_type, data: _emit(gw, ex, event_type, data)
+
+
+async def _session(gw: Gateway, ex: Exchange, sid: str, preset: Preset) -> None:
+    key, body = ex.key, ex.body or {}
+    model = ex.route.model if ex.route is not None else ""
+    fp = fingerprint(body, model) if preset.loop_detection else None
+    try:
+        ex.session = await gw.security.sessions.admit(
+            key.hash if key is not None else "", sid, preset, fp, _now_ms(), _notifier(gw, ex)
+        )
+    except SessionKilled:
+        ex.guard_headers.append((SESSION_KILLED, b"true"))
+        raise
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def inbound(
+    gw: Gateway, ex: Exchange, headers: list[asgi.Header], raw: bytes | None
+) -> bytes | None:
+    """Session check, policy check, then redaction of ``ex.body`` in place.  Returns
+    ``raw`` while the body is unchanged, ``None`` once something was masked (the body
+    must be re-encoded)."""
+    body, key = ex.body, ex.key
+    if body is None:
+        return raw
+    sec = gw.security
+    preset = preset_of(key)
+    forced = (asgi.header(headers, AUDIT) or b"").strip().lower() == b"true"
+    ex.audit_mode = sec.auditor.mode_for(key, preset, forced)
+    if preset.sessions:
+        sid = session_id(ex, headers)
+        if sid is not None:
+            await _session(gw, ex, sid, preset)
+    groups = message_groups(body)
+    if not groups:
+        return raw
+    if preset.policies and not sec.policies.empty:
+        model = ex.route.model if ex.route is not None else None
+        tokens = budget.prompt_tokens(ex) if sec.policies.needs_tokens else None
+        verdict = sec.policies.check(request_text(groups), model, tokens)
+        if verdict.warns:
+            ids = ",".join(m.rule_id for m in verdict.warns)
+            ex.guard_headers.append((POLICY_WARN, ids.encode()))
+            for m in verdict.warns:
+                _emit(gw, ex, POLICY_BLOCKED, {**_match_data(m), "blocked": False})
+        if verdict.blocks:
+            first = verdict.blocks[0]
+            ex.guard_headers.append((POLICY_BLOCKED_HEADER, b"true"))
+            _emit(gw, ex, POLICY_BLOCKED, {**_match_data(first), "blocked": True})
+            raise PolicyBlocked(
+                f"blocked by policy rule {first.rule_id!r} ({first.kind}: {first.detail})"
+            )
+    modes = sec.redaction.modes_for(key)
+    outcome = sec.redaction.apply(groups, preset, modes)
+    if outcome.blocked:
+        ex.guard_headers.append((POLICY_BLOCKED_HEADER, b"true"))
+        detail = ",".join(outcome.blocked)
+        _emit(
+            gw,
+            ex,
+            POLICY_BLOCKED,
+            {"ruleId": "redaction", "action": "block", "kind": "redaction", "detail": detail},
+        )
+        raise PolicyBlocked(f"the request contains content this key may not send: {detail}")
+    if outcome.count:
+        ex.redacted = outcome.count
+        ex.guard_headers.append((REDACTED, str(outcome.count).encode()))
+        return None
+    return raw
+
+
+async def settle(gw: Gateway, ex: Exchange) -> None:
+    """Charge the session with what the request used (shielded; never raises)."""
+    ticket, ex.session = ex.session, None
+    if ticket is None:
+        return
+    usage = ex.usage
+    tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+    task = asyncio.ensure_future(
+        gw.security.sessions.settle(ticket, ex.cost_micros, tokens, _now_ms(), _notifier(gw, ex))
+    )
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        raise  # the shielded settle still completes in the background
+    except Exception as exc:  # settling must never turn a served answer into an error
+        log.error("settling session %s failed: %s", ticket.session_id, exc)
+
+
+# -- after the upstream call --------------------------------------------------------
+
+
+def scan_reply(gw: Gateway, ex: Exchange, data: dict[str, Any], body: bytes) -> bytes:
+    """The answer to send: redacted and re-encoded when the key's preset scans responses
+    (``x-gate-response-redacted: N``), else ``body`` as it came."""
+    preset = preset_of(ex.key)
+    if not preset.response_scan:
+        return body
+    red = gw.security.redaction
+    count = scan_completion(data, red.redactor(preset), red.modes_for(ex.key))
+    if not count:
+        return body
+    ex.guard_headers.append((RESPONSE_REDACTED, str(count).encode()))
+    return orjson.dumps(data)
+
+
+def stream_scanner(gw: Gateway, ex: Exchange) -> StreamScanner | None:
+    preset = preset_of(ex.key)
+    if not preset.response_scan:
+        return None
+    red = gw.security.redaction
+    return StreamScanner(red.redactor(preset), red.modes_for(ex.key))
+
+
+def _audit_done(gw: Gateway, ex: Exchange, verdict: Verdict) -> None:
+    if verdict.risk in FLAG_RISKS:
+        _emit(
+            gw,
+            ex,
+            AUDIT_FLAGGED,
+            {"auditId": verdict.id, "risk": verdict.risk, "mode": verdict.mode},
+        )
+
+
+async def audit_reply(gw: Gateway, ex: Exchange, answer: str) -> None:
+    """Audit the answer: in the background (async) or now (blocking, 451 for a high or
+    critical risk).  Sets the ``x-gate-audit-*`` headers."""
+    mode = ex.audit_mode
+    if mode is None:
+        return
+    auditor = gw.security.auditor
+    verdict = auditor.open(ex.request_id, ex.key, mode)
+    ex.guard_headers.append((AUDIT_ID, verdict.id.encode()))
+    prompt = request_text(message_groups(ex.body or {}))
+    if mode != "blocking":
+        auditor.run_later(verdict, prompt, answer, lambda v: _audit_done(gw, ex, v))
+        return
+    await auditor.run(verdict, prompt, answer)
+    _audit_done(gw, ex, verdict)
+    if verdict.risk is not None:
+        ex.guard_headers.append((AUDIT_RISK, verdict.risk.encode()))
+    if verdict.passed is not None:
+        ex.guard_headers.append((AUDIT_PASSED, b"true" if verdict.passed else b"false"))
+    if verdict.risk in BLOCKING_RISKS:
+        raise AuditBlocked(
+            f"the answer was withheld: the audit rated its risk {verdict.risk} ({verdict.id})"
+        )

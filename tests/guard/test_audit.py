@@ -1,0 +1,182 @@
+"""Double-check AI audit through the data plane, the audit model served by the mock
+provider: blocking mode (451 for high/critical), async mode (never delays), timeouts,
+``GET /v1/audits/{id}``, ``audit.flagged``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from starlette.applications import Starlette
+from tests.support.gateway import asgi_request
+from tests.support.receiver import Receiver
+
+from tollhouse import control
+from tollhouse.app import App, build_app
+from tollhouse.config import parse_config
+from tollhouse.errors import ConfigError
+from tollhouse.guard.audit import AuditConfig, parse_risk
+from tollhouse.guard.keys import generate_key, hash_key, key_label
+from tollhouse.store import open_store
+from tollhouse.store.base import KeyRecord
+
+ADMIN = "adm_" + "aud1t0" * 6
+CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "tell me something"}]}
+
+
+async def add_key(store_url: str, name: str, **metadata: Any) -> str:
+    raw, now = generate_key(), time.time()
+    record = KeyRecord(hash_key(raw), name, key_label(raw), now, now, metadata=metadata)
+    store = open_store(store_url)
+    await store.open()
+    try:
+        await store.create_key(record)
+    finally:
+        await store.close()
+    return raw
+
+
+class Env:
+    def __init__(self, app: App, keys: dict[str, str], rx: Receiver) -> None:
+        self.app, self.keys, self.rx = app, keys, rx
+
+    async def chat(self, key: str, *extra: tuple[str, str]) -> tuple[int, dict[str, str], Any]:
+        headers = [("authorization", f"Bearer {self.keys[key]}"), *extra]
+        status, out, raw = await asgi_request(
+            self.app, "POST", "/v1/chat/completions", body=orjson.dumps(CHAT), headers=headers
+        )
+        return status, out, orjson.loads(raw)
+
+    async def audit(self, audit_id: str, key: str | None = None) -> httpx.Response:
+        app = Starlette(routes=control.routes(self.app.gw))
+        token = ADMIN if key is None else self.keys[key]
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gw"
+        ) as c:
+            return await c.get(
+                f"/v1/audits/{audit_id}", headers={"Authorization": f"Bearer {token}"}
+            )
+
+
+async def make_env(tmp_path: Path, rx: Receiver, verdict: str, latency_ms: int = 0) -> Env:
+    store = f"sqlite:///{tmp_path / 'a.db'}"
+    config = parse_config(
+        {
+            "store": store,
+            "admin_key": ADMIN,
+            "providers": {
+                "mock": {"kind": "mock", "options": {"reply": "an answer"}},
+                "auditor": {
+                    "kind": "mock",
+                    "options": {"reply": verdict, "latency_ms": latency_ms},
+                },
+            },
+            "models": {
+                "mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]},
+                "judge": {"deployments": [{"provider": "auditor", "model": "judge-1"}]},
+            },
+            "audit": {"model": "judge", "timeout_s": 0.5},
+            "webhooks": {
+                "endpoints": [{"url": rx.url, "secret": "whsec_dGVzdC1zZWNyZXQtdmFsdWU="}],
+                "allow_private": ["127.0.0.0/8"],
+            },
+        }
+    )
+    keys = {
+        "plain": await add_key(store, "plain"),
+        "async": await add_key(store, "async", audit="async"),
+        "blocking": await add_key(store, "blocking", audit="blocking"),
+        "strict": await add_key(store, "strict", preset="strict"),
+    }
+    app = build_app(config)
+    await app.gw.start()
+    return Env(app, keys, rx)
+
+
+@pytest.fixture
+async def rx() -> AsyncIterator[Receiver]:
+    async with Receiver() as r:
+        yield r
+
+
+async def test_blocking_high_risk_is_451_and_flagged(tmp_path: Path, rx: Receiver) -> None:
+    env = await make_env(tmp_path, rx, '{"risk": "high", "reason": "unsafe"}')
+    try:
+        for key in ("blocking", "strict"):
+            status, headers, body = await env.chat(key)
+            assert status == 451 and body["error"]["code"] == "audit_blocked"
+            assert headers["x-gate-audit-risk"] == "high"
+            assert headers["x-gate-audit-passed"] == "false"
+            audit_id = headers["x-gate-audit-id"]
+            assert audit_id.startswith("daudit_")
+            r = await env.audit(audit_id)
+            assert r.status_code == 200
+            assert r.json()["risk"] == "high" and r.json()["passed"] is False
+            assert r.json()["reason"] == "unsafe"
+        assert (await env.audit(audit_id, key="plain")).status_code == 404  # not its audit
+        assert (await env.audit(audit_id, key="strict")).status_code == 200
+        got = await env.rx.wait_for(2)
+        events = [orjson.loads(r.body) for r in got]
+        assert {e["event"] for e in events} == {"audit.flagged"}
+        assert {e["keyName"] for e in events} == {"blocking", "strict"}
+        status, headers, _ = await env.chat("plain")  # no audit for this key...
+        assert status == 200 and "x-gate-audit-id" not in headers
+        status, headers, _ = await env.chat("plain", ("x-gate-audit", "true"))  # ...unless asked
+        assert status == 200 and headers["x-gate-audit-id"].startswith("daudit_")
+    finally:
+        await env.app.gw.stop()
+
+
+async def test_blocking_low_risk_passes(tmp_path: Path, rx: Receiver) -> None:
+    env = await make_env(tmp_path, rx, "Risk: LOW - ordinary content")
+    try:
+        status, headers, body = await env.chat("blocking")
+        assert status == 200 and body["choices"][0]["message"]["content"] == "an answer"
+        assert headers["x-gate-audit-risk"] == "low" and headers["x-gate-audit-passed"] == "true"
+    finally:
+        await env.app.gw.stop()
+
+
+async def test_async_mode_never_delays(tmp_path: Path, rx: Receiver) -> None:
+    env = await make_env(tmp_path, rx, '{"risk": "critical"}', latency_ms=400)
+    try:
+        t = time.perf_counter()
+        status, headers, _ = await env.chat("async")
+        assert status == 200 and time.perf_counter() - t < 0.3  # the audit takes 400 ms
+        audit_id = headers["x-gate-audit-id"]
+        assert "x-gate-audit-risk" not in headers
+        assert (await env.audit(audit_id)).json()["status"] == "pending"
+        await env.app.gw.security.auditor.drain()
+        verdict = (await env.audit(audit_id)).json()
+        assert verdict["status"] == "done" and verdict["risk"] == "critical"
+        got = await env.rx.wait_for(1)
+        assert orjson.loads(got[0].body)["data"]["auditId"] == audit_id
+    finally:
+        await env.app.gw.stop()
+
+
+async def test_slow_audit_times_out_without_blocking(tmp_path: Path, rx: Receiver) -> None:
+    env = await make_env(tmp_path, rx, '{"risk": "critical"}', latency_ms=2000)
+    try:
+        t = time.perf_counter()
+        status, headers, _ = await env.chat("blocking")
+        assert status == 200 and time.perf_counter() - t < 1.5  # timeout_s 0.5
+        assert "x-gate-audit-passed" not in headers
+        assert (await env.audit(headers["x-gate-audit-id"])).json()["status"] == "error"
+    finally:
+        await env.app.gw.stop()
+
+
+def test_parse_risk_and_config() -> None:
+    assert parse_risk('ok {"risk": "Medium", "reason": "r"} done') == ("medium", "r")
+    assert parse_risk("I would say high.") == ("high", None)
+    assert parse_risk("no idea") == (None, None)
+    assert AuditConfig.parse({"model": "m", "mode": "blocking"}).mode == "blocking"
+    for bad in ({"mode": "sometimes"}, {"timeout_s": 0}, {"model": ""}, {"x": 1}, "s"):
+        with pytest.raises(ConfigError):
+            AuditConfig.parse(bad)
