@@ -8,7 +8,7 @@ from tests.support.redis import redis_server, redis_url
 
 # CI runs property tests derandomised so a run is reproducible; set
 # TOLLHOUSE_HYPOTHESIS=explore locally to search fresh examples.
-settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("TOLLHOUSE_HYPOTHESIS", "ci"))
 
