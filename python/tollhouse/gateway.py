@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from tollhouse import native
 from tollhouse.config import Config, ModelConfig
+from tollhouse.control.audit_chain import audit_for
 from tollhouse.counters import open_counters
 from tollhouse.errors import TollhouseError
 from tollhouse.events.alerts import MemoryOnceGate, OnceGate, RedisOnceGate
@@ -26,7 +27,7 @@ from tollhouse.guard.limits_config import parse_limits
 from tollhouse.guard.security import Security
 from tollhouse.providers import Provider, build_providers
 from tollhouse.routing.router import Router
-from tollhouse.store import Store, open_store
+from tollhouse.store import SqlStore, Store, open_store
 from tollhouse.store.writer import SpendWriter
 
 log = logging.getLogger("tollhouse")
@@ -104,6 +105,8 @@ class Gateway:
     async def start(self) -> None:
         native.warm_up_tokenizers()
         await self.store.open()
+        if isinstance(self.store, SqlStore):  # enforcement events go to the audit log
+            self.events.listen(audit_for(self.store).record_event)
         await self.keys.start()
         await self.spend.start()
         await self.guardrails.start()
@@ -134,4 +137,6 @@ class Gateway:
         await self.guardrails.stop()
         await self.spend.stop()
         await self.keys.stop()
+        if isinstance(self.store, SqlStore):
+            await audit_for(self.store).stop()  # appends what is still queued
         await self.store.close()

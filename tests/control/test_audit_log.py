@@ -11,8 +11,12 @@ import httpx
 import pytest
 from tests.control._app import Gw
 
+from tollhouse.config import Config
 from tollhouse.control.audit_chain import AuditLog, entry_hash
 from tollhouse.control.audit_log import audit_of, event_type_of
+from tollhouse.events.dispatcher import WebhookDispatcher
+from tollhouse.events.types import BUDGET_ALERT, BUDGET_EXCEEDED, PROVIDER_FAILOVER, Event
+from tollhouse.gateway import Gateway
 from tollhouse.store import SqlStore, open_store
 
 
@@ -183,3 +187,44 @@ def test_event_types() -> None:
     assert event_type_of("POST", "/v1/workspaces/{id}/alert-rules/{rule}/test") == (
         "workspaces.alert-rules.test.create"
     )
+
+
+async def test_enforcement_events_from_the_gateway(tmp_path: Path) -> None:
+    """Events the gateway emits (budget exceeded, failover) reach the chain, and a gateway
+    stopping appends what is still queued."""
+    url = f"sqlite:///{tmp_path}/gw.db"
+    gw = Gateway.from_config(Config(store=url))
+    await gw.start()
+    try:
+        gw.events.emit(Event(BUDGET_EXCEEDED, {"limit": 1.0}, key_name="k1"))
+        gw.events.emit(Event(PROVIDER_FAILOVER, {"from": "a", "to": "b"}))
+        gw.events.emit(Event(BUDGET_ALERT, {"threshold": 0.8}))  # an alert, not enforcement
+    finally:
+        await gw.stop()
+    store = open_store(url)
+    await store.open()
+    try:
+        log = AuditLog(store)
+        entries = await log.query()
+        assert [(e.actor, e.event_type) for e in entries] == [
+            ("gateway", PROVIDER_FAILOVER),
+            ("gateway", BUDGET_EXCEEDED),
+        ]
+        assert entries[1].payload["keyName"] == "k1"
+        assert entries[1].payload["data"] == {"limit": 1.0}
+        assert await log.verify() == {"valid": True, "checkedCount": 2}
+    finally:
+        await store.close()
+
+
+def test_a_failing_listener_does_not_stop_emit() -> None:
+    seen: list[str] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    dispatcher = WebhookDispatcher()
+    dispatcher.listen(broken)
+    dispatcher.listen(lambda e: seen.append(e.type))
+    dispatcher.emit(Event(BUDGET_EXCEEDED, {}))
+    assert seen == [BUDGET_EXCEEDED]

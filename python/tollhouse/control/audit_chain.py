@@ -16,6 +16,7 @@ import hashlib
 import logging
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ import orjson
 
 from tollhouse.control._http import iso
 from tollhouse.errors import Conflict, TollhouseError
+from tollhouse.events.types import Event
 from tollhouse.store import SqlStore
 
 log = logging.getLogger("tollhouse.audit")
@@ -32,6 +34,26 @@ _COLUMNS = "seq, id, ts, actor, event_type, workspace_id, payload, prev_hash, ha
 _SELECT = f"SELECT {_COLUMNS} FROM audit_log"  # noqa: S608 - constant columns
 _INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 _VERIFY_BATCH = 1000
+# Enforcement events the gateway emits that the log records (alerts are not enforcement).
+ENFORCEMENT_EVENTS = frozenset(
+    {
+        "budget.exceeded",
+        "session.killed",
+        "loop.detected",
+        "policy.blocked",
+        "audit.flagged",
+        "provider.failover",
+    }
+)
+_LOGS: weakref.WeakKeyDictionary[SqlStore, AuditLog] = weakref.WeakKeyDictionary()
+
+
+def audit_for(store: SqlStore) -> AuditLog:
+    """The audit log of a store (one per store object, made on first use)."""
+    log = _LOGS.get(store)
+    if log is None:
+        log = _LOGS[store] = AuditLog(store)
+    return log
 
 
 @dataclass(frozen=True)
@@ -203,6 +225,17 @@ class AuditLog:
                             await asyncio.sleep(delay)
             finally:
                 self._queue.task_done()
+
+    def record_event(self, event: Event) -> None:
+        """A ``WebhookDispatcher.listen`` listener: queue the enforcement events."""
+        if event.type in ENFORCEMENT_EVENTS:
+            payload = {
+                "eventId": event.id,
+                "teamId": event.team_id,
+                "keyName": event.key_name,
+                "data": event.data,
+            }
+            self.submit("gateway", event.type, payload)
 
     async def flush(self) -> None:
         """Wait until every submitted entry is appended (or given up on)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,12 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tollhouse.control._auth import ControlGateway, is_admin, require_admin
 from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._validation import query_limit, query_str, query_time
-from tollhouse.control.audit_chain import AuditLog
+from tollhouse.control.audit_chain import AuditLog, audit_for
 from tollhouse.errors import InvalidKey, ValidationError
 from tollhouse.guard.keys import bearer_token
 from tollhouse.store import SqlStore
 
-_LOGS: weakref.WeakKeyDictionary[SqlStore, AuditLog] = weakref.WeakKeyDictionary()
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 
 
@@ -34,10 +32,7 @@ def audit_of(gw: ControlGateway) -> AuditLog:
     store = gw.store
     if not isinstance(store, SqlStore):
         raise TypeError("the audit log needs a SQL store")
-    log = _LOGS.get(store)
-    if log is None:
-        log = _LOGS[store] = AuditLog(store)
-    return log
+    return audit_for(store)
 
 
 def actor_of(request: Request, gw: ControlGateway) -> str:

@@ -14,7 +14,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -128,6 +128,7 @@ class WebhookDispatcher:
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._state: Literal["new", "running", "stopping", "stopped"] = "new"
+        self._listeners: list[Callable[[Event], None]] = []
         self.delivered = 0
         self.failed = 0
         self.retried = 0
@@ -174,10 +175,20 @@ class WebhookDispatcher:
 
     # -- producing ----------------------------------------------------------------------
 
+    def listen(self, listener: Callable[[Event], None]) -> None:
+        """Also hand every emitted event to ``listener`` (e.g. the audit log), which must
+        not block; an exception it raises is logged and does not stop delivery."""
+        self._listeners.append(listener)
+
     def emit(self, event: Event, *, endpoints: Sequence[WebhookEndpoint] | None = None) -> None:
         """Queue ``event`` for every endpoint that subscribes to its type (or for
         ``endpoints``, e.g. an alert rule's delivery targets).  Never blocks.  The body is
         encoded by a worker, so ``event.data`` must not be mutated afterwards."""
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed on %s %s", event.type, event.id)
         if self._state == "stopped":
             self.dropped += 1
             log.warning("webhook %s %s dropped: dispatcher stopped", event.type, event.id)
