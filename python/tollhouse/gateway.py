@@ -89,7 +89,7 @@ class Gateway:
             emit=events.emit,
             gate=gate,
         )
-        return cls(
+        gw = cls(
             config=config,
             store=store,
             keys=KeyCache(store),
@@ -101,6 +101,9 @@ class Gateway:
             events=events,
             security=Security.from_config(config, counters, providers),
         )
+        if client is not None:  # breakers and failover policies shared by every worker
+            gw.router.share(client, gate)
+        return gw
 
     async def start(self) -> None:
         native.warm_up_tokenizers()
@@ -112,6 +115,7 @@ class Gateway:
         await self.guardrails.start()
         await self.events.start()
         await self.limits.start()
+        await self.router.start()
         try:
             await self.limits.restore(await self.store.all_keys(), self.store)
         except TollhouseError as exc:  # counters down at start: fail_mode governs
@@ -132,6 +136,7 @@ class Gateway:
                 await provider.close()
             except Exception as exc:  # closing must not stop the rest of shutdown
                 log.warning("closing provider %s failed: %s", provider.name, exc)
+        await self.router.stop()
         await self.limits.stop()
         await self.events.stop()
         await self.guardrails.stop()

@@ -16,12 +16,14 @@ from tollhouse.control import (
     credits,
     deliveries,
     enforcement,
+    failover,
     guardrails,
     keys,
     lookups,
     members,
     metering,
     presets,
+    routing,
     security,
     workspaces,
 )
@@ -40,6 +42,8 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     out += presets.routes(gw)
     if isinstance(gw, security.SecurityGateway):  # a gateway running the security stages
         out += [*security.routes(gw), *audits.routes(gw)]
+    if isinstance(gw, routing.RoutingGateway):  # a gateway with a router (routing/)
+        out += [*routing.routes(gw), *failover.routes(gw)]
     out += [*audit_log.routes(gw), *metering.routes(gw)]
     if isinstance(gw.store, SqlStore):
         out += [*workspaces.routes(gw), *members.routes(gw), *apikeys.routes(gw)]

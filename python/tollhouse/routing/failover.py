@@ -7,8 +7,9 @@ A policy watches a route's primary endpoint: when its latency EWMA crosses
 ``probe_interval_s``; a probe that succeeds under the latency threshold switches traffic
 back (and fires ``provider.failover`` with ``action: "recovered"``).
 
-Policies live in the worker's memory (``--workers > 1`` needs Redis counters, and the
-admin API writes through every worker's own copy only when they share Redis: see notes).
+Definitions live in each worker's memory and, when ``counters`` is Redis, in one Redis
+hash that every worker reloads (``routing.shared``); the live status is each worker's
+own view of its traffic.
 """
 
 from __future__ import annotations
@@ -157,11 +158,59 @@ class FailoverPolicies:
     def of_workspace(self, workspace_id: str) -> list[FailoverPolicy]:
         return [p for p in self._policies.values() if p.workspace_id == workspace_id]
 
-    def delete(self, workspace_id: str, policy_id: str) -> None:
+    def get(self, workspace_id: str, policy_id: str) -> FailoverPolicy:
         p = self._policies.get(policy_id)
         if p is None or p.workspace_id != workspace_id:
             raise NotFound(f"failover policy {policy_id!r} not found")
+        return p
+
+    def export(self, p: FailoverPolicy) -> dict[str, Any]:
+        """The definition of a policy (what other workers load), without live status."""
+        return {
+            "id": p.id,
+            "workspace_id": p.workspace_id,
+            "route_id": p.route_id,
+            "primary_endpoint": p.primary_endpoint,
+            "fallback_endpoints": list(p.fallback_endpoints),
+            "latency_threshold_ms": p.latency_threshold_ms,
+            "error_rate_threshold": p.error_rate_threshold,
+            "created_at": p.created_at,
+        }
+
+    def load(self, definitions: list[dict[str, Any]]) -> None:
+        """Replace the definitions by ``definitions`` (shared state), keeping the live
+        status of policies this worker already had; routes gone from the config are
+        skipped."""
+        fresh: dict[str, FailoverPolicy] = {}
+        for d in definitions:
+            try:
+                pid = str(d["id"])
+                old = self._policies.get(pid)
+                if old is not None:
+                    fresh[pid] = old
+                    continue
+                if not self.registry.targets(str(d["route_id"])):
+                    continue
+                fresh[pid] = FailoverPolicy(
+                    id=pid,
+                    workspace_id=str(d["workspace_id"]),
+                    route_id=str(d["route_id"]),
+                    primary_endpoint=str(d["primary_endpoint"]),
+                    fallback_endpoints=tuple(str(x) for x in d["fallback_endpoints"]),
+                    latency_threshold_ms=d.get("latency_threshold_ms"),
+                    error_rate_threshold=d.get("error_rate_threshold"),
+                    created_at=str(d.get("created_at") or _now_iso()),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # a malformed shared entry is not this worker's problem
+        self._policies = fresh
+
+    def delete(self, workspace_id: str, policy_id: str) -> None:
+        self.get(workspace_id, policy_id)
         del self._policies[policy_id]
+
+    def discard(self, policy_id: str) -> None:
+        self._policies.pop(policy_id, None)
 
     def __bool__(self) -> bool:
         return bool(self._policies)

@@ -23,6 +23,7 @@ Config (``routing:`` section, all optional)::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -30,9 +31,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from tollhouse import native
 from tollhouse.config import Config
-from tollhouse.errors import ConfigError, InvalidRequest, NoProviderKey, NotFound
+from tollhouse.errors import ConfigError, InvalidRequest, NoProviderKey, NotFound, Unavailable
+from tollhouse.events.alerts import OnceGate
 from tollhouse.events.types import PROVIDER_FAILOVER, Event
 from tollhouse.routing.breaker import Breaker, BreakerBoard, BreakerConfig, State
 from tollhouse.routing.failover import FailoverPolicies, FailoverPolicy
@@ -44,6 +49,7 @@ from tollhouse.routing.registry import (
     request_parameters,
 )
 from tollhouse.routing.retry import RetryConfig
+from tollhouse.routing.shared import SharedRouting
 
 log = logging.getLogger("tollhouse.routing")
 
@@ -171,7 +177,51 @@ class Router:
         self.emit = emit
         self.rng = rng
         # breaker transitions to publish to other processes (routing.shared drains it)
-        self.transitions: list[tuple[str, State]] = []
+        self.transitions: list[tuple[str, str, float]] = []
+        self.shared: SharedRouting | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.once: OnceGate | None = None  # one provider.failover per switch across workers
+
+    # -- lifecycle and shared state ----------------------------------------------------
+
+    def share(self, client: Redis, once: OnceGate | None = None) -> None:
+        """Share breaker state and policy definitions through Redis (``counters`` Redis)."""
+        self.shared = SharedRouting(client, self)
+        self.once = once
+
+    async def start(self) -> None:
+        if self.shared is not None:
+            await self.shared.start()
+
+    async def stop(self) -> None:
+        if self.shared is not None:
+            await self.shared.stop()
+
+    async def refresh_policies(self) -> None:
+        """Reload the shared policy definitions (admin reads and writes start here)."""
+        if self.shared is None:
+            return
+        try:
+            await self.shared.refresh_policies()
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"routing state in Redis unreachable: {type(exc).__name__}") from None
+
+    async def save_policy(self, policy: FailoverPolicy) -> None:
+        if self.shared is None:
+            return
+        try:
+            await self.shared.save_policy(policy)
+        except (RedisError, OSError) as exc:
+            self.policies.discard(policy.id)
+            raise Unavailable(f"routing state in Redis unreachable: {type(exc).__name__}") from None
+
+    async def drop_policy(self, policy_id: str) -> None:
+        if self.shared is None:
+            return
+        try:
+            await self.shared.drop_policy(policy_id)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"routing state in Redis unreachable: {type(exc).__name__}") from None
 
     @property
     def retry(self) -> RetryConfig:
@@ -259,8 +309,9 @@ class Router:
 
     def _changed(self, breaker: Breaker, old: State) -> None:
         log.warning("deployment %s circuit %s -> %s", breaker.id, old, breaker.state)
-        self.transitions.append((breaker.id, breaker.state))
-        del self.transitions[:-1000]
+        if breaker.state != "half_open" and self.shared is not None:
+            self.transitions.append((breaker.id, breaker.state, time.time()))
+            del self.transitions[:-1000]
 
     def _announce(self, changes: list[tuple[FailoverPolicy, str, str]]) -> None:
         for policy, action, reason in changes:
@@ -280,23 +331,43 @@ class Router:
             )
             if self.emit is None:
                 continue
-            try:
-                self.emit(
-                    Event(
-                        PROVIDER_FAILOVER,
-                        {
-                            "action": action,
-                            "policyId": policy.id,
-                            "workspaceId": policy.workspace_id,
-                            "routeId": policy.route_id,
-                            "from": src,
-                            "to": dst,
-                            "reason": reason,
-                        },
-                    )
-                )
-            except Exception as exc:  # webhooks must never break a request
-                log.warning("provider.failover event not sent: %s", exc)
+            event = Event(
+                PROVIDER_FAILOVER,
+                {
+                    "action": action,
+                    "policyId": policy.id,
+                    "workspaceId": policy.workspace_id,
+                    "routeId": policy.route_id,
+                    "from": src,
+                    "to": dst,
+                    "reason": reason,
+                },
+            )
+            if self.once is None:
+                self._send(event)
+            else:  # every worker sees the switch; one of them announces it
+                once = f"failover:{policy.id}:{action}:{int(time.time() // 60)}"
+                task = asyncio.get_running_loop().create_task(self._send_once(once, event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _send(self, event: Event) -> None:
+        if self.emit is None:
+            return
+        try:
+            self.emit(event)
+        except Exception as exc:  # webhooks must never break a request
+            log.warning("provider.failover event not sent: %s", exc)
+
+    async def _send_once(self, once: str, event: Event) -> None:
+        assert self.once is not None  # noqa: S101 - set with the task
+        try:
+            first = await self.once.first(once)
+        except Exception as exc:  # Redis down: announce from this worker
+            log.warning("failover announcement gate unavailable: %s", exc)
+            first = True
+        if first:
+            self._send(event)
 
     # -- health --------------------------------------------------------------------------
 

@@ -1,0 +1,70 @@
+"""Failover policies (self-hosted contracts), admin key only.
+
+- ``POST /v1/workspaces/{id}/failover-policies`` ``{route_id, primary_endpoint,
+  fallback_endpoints, conditions: {latency_threshold_ms, error_rate_threshold}}`` → 201
+- ``GET /v1/workspaces/{id}/failover-policies`` → ``{"data": [policy, ...]}``
+- ``GET /v1/workspaces/{id}/failover-policies/{policyId}`` → policy
+- ``DELETE /v1/workspaces/{id}/failover-policies/{policyId}`` → 204
+
+A policy in a response carries its live ``status`` (``active`` or ``failed_over``), the
+endpoint serving now, and each endpoint's health (``healthy``, ``degraded``, ``down``).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tollhouse.control._auth import require_admin
+from tollhouse.control._http import endpoint, json_object, json_response
+from tollhouse.control.routing import RoutingGateway
+from tollhouse.errors import ValidationError
+from tollhouse.routing.failover import policy_json
+
+_PATH = "/v1/workspaces/{workspace}/failover-policies"
+_MAX_ID = 128
+
+
+def _workspace(request: Request) -> str:
+    ws = str(request.path_params["workspace"])
+    if not ws or len(ws) > _MAX_ID or not ws.replace("-", "").replace("_", "").isalnum():
+        raise ValidationError("invalid workspace id", {"workspace": "letters, digits, - and _"})
+    return ws
+
+
+def routes(gw: RoutingGateway) -> list[BaseRoute]:
+    router = gw.router
+    policies = router.policies
+
+    def render(policy_id: str, ws: str) -> dict[str, object]:
+        return policy_json(policies.get(ws, policy_id), router.registry, router.board.get)
+
+    @endpoint
+    async def collection(request: Request) -> Response:
+        require_admin(request, gw)
+        ws = _workspace(request)
+        await router.refresh_policies()
+        if request.method == "POST":
+            policy = policies.create(ws, await json_object(request))
+            await router.save_policy(policy)
+            return json_response(render(policy.id, ws), status=201)
+        data = [render(p.id, ws) for p in policies.of_workspace(ws)]
+        return json_response({"data": data})
+
+    @endpoint
+    async def item(request: Request) -> Response:
+        require_admin(request, gw)
+        ws = _workspace(request)
+        policy_id = str(request.path_params["policy"])
+        await router.refresh_policies()
+        if request.method == "DELETE":
+            policies.delete(ws, policy_id)
+            await router.drop_policy(policy_id)
+            return Response(status_code=204)
+        return json_response(render(policy_id, ws))
+
+    return [
+        Route(_PATH, collection, methods=["GET", "POST"]),
+        Route(_PATH + "/{policy}", item, methods=["GET", "DELETE"]),
+    ]
