@@ -99,7 +99,7 @@ class Gateway:
             limits=limits,
             guardrails=guardrails,
             events=events,
-            security=Security.from_config(config, counters, providers),
+            security=Security.from_config(config, counters, providers, events.guard),
         )
         if client is not None:  # breakers and failover policies shared by every worker
             gw.router.share(client, gate)
@@ -130,7 +130,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.started = False
-        await self.security.auditor.drain()
+        await self.security.close()
         for provider in self.providers.values():
             try:
                 await provider.close()

@@ -15,7 +15,7 @@ def test_near_identical_requests_share_a_fingerprint() -> None:
     assert a == b and len(a) == 16
     assert fingerprint(chat("retry step 3: fetch page 12"), "other-model") != a
     assert fingerprint(chat("retry step 3: fetch page twelve"), "m") != a
-    assert normalise("  A1\tb22 ") == "a0 b00"
+    assert normalise("  A1\tb22 ") == b"a0 b00"
 
 
 def test_tool_calls_and_parts_count() -> None:

@@ -3,7 +3,8 @@
 An agent stuck in a loop sends the same last message again and again, with small
 differences (numbers, whitespace, case).  The fingerprint hashes the last message's
 text lower-cased, with every digit folded to ``0`` and whitespace runs collapsed (str
-methods implemented in C; no Python loop over the text), plus the model.  The session
+methods implemented in C; no Python loop over the text; a long message by its first and
+last 2 KB), plus the model.  The session
 stage counts fingerprints in a sliding window of the counters backend.
 
 A cost spike is a request costing more than ``spike_factor`` times the session's
@@ -20,7 +21,7 @@ from typing import Any, Final
 from tollhouse.errors import ConfigError
 from tollhouse.guard.redaction import leaf_text, message_groups
 
-_DIGITS: Final = str.maketrans("123456789", "000000000")
+_FOLD: Final = bytes.maketrans(b"123456789\t\n\r\x0b\x0c", b"000000000     ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +60,29 @@ def _num(raw: Mapping[str, Any], name: str, default: float) -> float:
     return float(value)
 
 
-def normalise(text: str) -> str:
-    return " ".join(text.lower().translate(_DIGITS).split())
+_EDGE: Final = 2048  # long texts are fingerprinted by their head and tail
+
+
+def normalise(text: str) -> bytes:
+    """Lower-cased (ASCII), digits folded to ``0``, whitespace runs collapsed; on bytes,
+    where each step is one C pass (``str.translate`` looks every character up in a dict)."""
+    if len(text) > 2 * _EDGE:
+        text = text[:_EDGE] + " " + text[-_EDGE:]
+    raw = text.encode("utf-8", "surrogatepass").lower().translate(_FOLD)
+    while b"  " in raw:  # each pass halves every run of spaces
+        raw = raw.replace(b"  ", b" ")
+    return raw.strip(b" ")
 
 
 def fingerprint(body: Mapping[str, Any], model: str) -> str:
     """16 hex digits naming what the request asks (its last message, normalised)."""
     groups = message_groups(body)
     last = groups[-1] if groups else []
-    text = "\x00".join(normalise(leaf_text(leaf)) for leaf in last)
-    return hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=8).hexdigest()
+    h = hashlib.blake2b(model.encode("utf-8", "surrogatepass"), digest_size=8)
+    for leaf in last:
+        h.update(b"\x00")
+        h.update(normalise(leaf_text(leaf)))
+    return h.hexdigest()
 
 
 def is_spike(cost: int, total_before: int, count_before: int, config: LoopConfig) -> bool:

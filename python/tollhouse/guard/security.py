@@ -13,10 +13,12 @@ from typing import Any
 from tollhouse.config import Config, ModelConfig
 from tollhouse.counters import Counters
 from tollhouse.errors import ConfigError, ProviderError
+from tollhouse.events.ssrf import SSRFGuard
 from tollhouse.guard.audit import AskModel, AuditConfig, Auditor
 from tollhouse.guard.policies import PolicySet
 from tollhouse.guard.redaction import RequestRedactor
 from tollhouse.guard.sessions import SessionLimits, Sessions
+from tollhouse.guard.snapshots import Snapshotter
 from tollhouse.providers import Call, Provider
 
 
@@ -26,10 +28,15 @@ class Security:
     policies: PolicySet
     sessions: Sessions
     auditor: Auditor
+    snapshots: Snapshotter
 
     @classmethod
     def from_config(
-        cls, config: Config, counters: Counters, providers: dict[str, Provider]
+        cls,
+        config: Config,
+        counters: Counters,
+        providers: dict[str, Provider],
+        guard: SSRFGuard | None = None,
     ) -> Security:
         limits = SessionLimits.parse(config.section("sessions"))
         audit = AuditConfig.parse(config.section("audit"))
@@ -43,7 +50,12 @@ class Security:
             policies=PolicySet.from_config(config.section("policies")),
             sessions=Sessions(counters, limits, fail_mode=config.fail_mode),
             auditor=Auditor(audit, ask),
+            snapshots=Snapshotter(guard or SSRFGuard()),
         )
+
+    async def close(self) -> None:
+        await self.auditor.drain()
+        await self.snapshots.close()
 
 
 def _models(config: Config) -> dict[str, ModelConfig]:

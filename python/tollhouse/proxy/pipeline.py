@@ -12,6 +12,7 @@ between these calls; everything a request accumulates lives on its ``Exchange``.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import os
 import time
@@ -77,6 +78,7 @@ class Exchange:
     redacted: int = 0  # items masked in the request (proxy/security.py)
     session: Ticket | None = None  # the session breakers' reservation (proxy/security.py)
     audit_mode: str | None = None  # "async" | "blocking" when the answer is audited
+    snapshot: asyncio.Task[str | None] | None = None  # the snapshot POST (proxy/security.py)
 
     def overhead_ms(self) -> float:
         return (time.perf_counter() - self.started - self.upstream_s) * 1000.0

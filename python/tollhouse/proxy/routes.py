@@ -151,6 +151,7 @@ async def _complete(
     ex.finish_reason = pipeline.first_finish_reason(data)
     out = security.scan_reply(gw, ex, data, reply.body)
     await security.audit_reply(gw, ex, pipeline.completion_text(data))
+    await security.snapshot_header(ex)
     headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
     await asgi.send_bytes(send, 200, out, headers)
 
@@ -182,6 +183,7 @@ async def _stream(
         estimate=lambda text: pipeline.estimate_usage(ex, text),
     )
     scanner = security.stream_scanner(gw, ex)
+    await security.snapshot_header(ex)
     try:
         headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -30,6 +30,7 @@ from tollhouse.guard.loops import fingerprint
 from tollhouse.guard.presets import Preset, preset_of
 from tollhouse.guard.redaction import message_groups, request_text
 from tollhouse.guard.response_scan import StreamScanner, scan_completion
+from tollhouse.guard.snapshots import snapshot_request, snapshot_url
 from tollhouse.proxy import asgi, budget
 from tollhouse.proxy.pipeline import Exchange
 
@@ -43,6 +44,8 @@ AUDIT = b"x-gate-audit"
 AUDIT_ID = b"x-gate-audit-id"
 AUDIT_RISK = b"x-gate-audit-risk"
 AUDIT_PASSED = b"x-gate-audit-passed"
+SNAPSHOT = b"x-gate-snapshot"
+SNAPSHOT_ID = b"x-gate-snapshot-id"
 SESSION_ID = b"x-gate-session-id"
 SESSION_KILLED = b"x-gate-session-killed"
 MAX_SESSION_ID = 200
@@ -100,7 +103,20 @@ async def inbound(
 ) -> bytes | None:
     """Session check, policy check, then redaction of ``ex.body`` in place.  Returns
     ``raw`` while the body is unchanged, ``None`` once something was masked (the body
-    must be re-encoded)."""
+    must be re-encoded).  A request that passed starts its snapshot, if any."""
+    sent = await _checks(gw, ex, headers, raw)
+    snap = (asgi.header(headers, SNAPSHOT) or b"").strip().lower() == b"true"
+    url = snapshot_url(ex.key, snap)
+    if url is not None:  # runs beside the upstream call; awaited before the headers
+        model = ex.route.model if ex.route is not None else ""
+        payload = snapshot_request(ex.key, session_id(ex, headers), model)
+        ex.snapshot = asyncio.ensure_future(gw.security.snapshots.take(url, ex.key, payload))
+    return sent
+
+
+async def _checks(
+    gw: Gateway, ex: Exchange, headers: list[asgi.Header], raw: bytes | None
+) -> bytes | None:
     body, key = ex.body, ex.key
     if body is None:
         return raw
@@ -108,10 +124,9 @@ async def inbound(
     preset = preset_of(key)
     forced = (asgi.header(headers, AUDIT) or b"").strip().lower() == b"true"
     ex.audit_mode = sec.auditor.mode_for(key, preset, forced)
-    if preset.sessions:
-        sid = session_id(ex, headers)
-        if sid is not None:
-            await _session(gw, ex, sid, preset)
+    sid = session_id(ex, headers)
+    if preset.sessions and sid is not None:
+        await _session(gw, ex, sid, preset)
     groups = message_groups(body)
     if not groups:
         return raw
@@ -150,8 +165,21 @@ async def inbound(
     return raw
 
 
+async def snapshot_header(ex: Exchange) -> None:
+    """Wait for the snapshot (bounded by its own timeout) and name it in the headers."""
+    task, ex.snapshot = ex.snapshot, None
+    if task is None:
+        return
+    snapshot_id = await task
+    if snapshot_id is not None:
+        ex.guard_headers.append((SNAPSHOT_ID, snapshot_id.encode("latin-1", "replace")))
+
+
 async def settle(gw: Gateway, ex: Exchange) -> None:
     """Charge the session with what the request used (shielded; never raises)."""
+    if ex.snapshot is not None:  # the request failed before its headers
+        ex.snapshot.cancel()
+        ex.snapshot = None
     ticket, ex.session = ex.session, None
     if ticket is None:
         return
