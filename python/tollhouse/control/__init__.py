@@ -28,14 +28,16 @@ from tollhouse.control import (
     workspaces,
 )
 from tollhouse.control._auth import ControlGateway, require_admin
+from tollhouse.control._ratelimit import ControlRateLimiter, limit_routes
 from tollhouse.control.guardrails import LimitsGateway
 from tollhouse.store import SqlStore
 
 __all__ = ["ControlGateway", "require_admin", "routes"]
 
 
-def routes(gw: ControlGateway) -> list[BaseRoute]:
-    """Every control-plane route, bound to a running gateway."""
+def routes(gw: ControlGateway, *, limiter: ControlRateLimiter | None = None) -> list[BaseRoute]:
+    """Every control-plane route, bound to a running gateway (``limiter``: the
+    control-plane rate limit, 600 requests a minute per caller by default)."""
     out = [*keys.routes(gw), *lookups.routes(gw), *credits.routes(gw)]
     if isinstance(gw, LimitsGateway):  # a gateway running the limits stage
         out += [*guardrails.routes(gw), *enforcement.routes(gw)]
@@ -48,5 +50,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     if isinstance(gw.store, SqlStore):
         out += [*workspaces.routes(gw), *members.routes(gw), *apikeys.routes(gw)]
         out += [*deliveries.routes(gw), *alert_rules.routes(gw)]
-    # Last: every change made through any route above is recorded in the audit log.
-    return audit_log.audit_routes(out, gw)
+    # Last: every change made through any route above is recorded in the audit log, and
+    # every answer carries X-RateLimit-* (a caller over the limit gets 429).
+    audit_log.audit_routes(out, gw)
+    return limit_routes(out, limiter or ControlRateLimiter())
