@@ -398,3 +398,30 @@ async def test_failover_policy_switches_on_latency_fires_event_and_recovers(
             assert headers["x-gate-provider"] == "a"
             hooks = await rx.wait_for(2)
             assert orjson.loads(hooks[1].body)["data"]["action"] == "recovered"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_messages_and_responses_fall_over_too(
+    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky], stream: bool
+) -> None:
+    a, b, _ = ups
+    async with gateway(tmp_path, two_deployments(a, b)) as g:
+        a.always = ("status", 503)
+        messages = {
+            "model": "chat",
+            "max_tokens": 64,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "hello"}],
+        }
+        code, headers, out = await g.chat(messages, path="/v1/messages")
+        assert code == 200, out
+        assert headers["x-gate-provider"] == "b" and headers["x-gate-attempts"] == "4"
+        if stream:
+            assert b"event: message_stop" in out
+        else:
+            assert reply(out)["type"] == "message"
+        assert all("models" not in r.json and r.json["model"] == "m-b" for r in b.requests)
+        body = {"model": "chat", "input": "hello", "stream": stream, "models": ["chat"]}
+        code, headers, out = await g.chat(body, path="/v1/responses")
+        assert code == 200, out
+        assert headers["x-gate-provider"] == "b"

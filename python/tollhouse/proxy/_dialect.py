@@ -18,13 +18,15 @@ import orjson
 
 from tollhouse.errors import InvalidRequest, ProviderError, TollhouseError, UpstreamHTTPError
 from tollhouse.gateway import Gateway
-from tollhouse.providers import Call
+from tollhouse.providers import Reply
 from tollhouse.providers._chat_shape import chat_usage
 from tollhouse.providers._sse import SSEParser, encode_event
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
-from tollhouse.proxy.pipeline import Exchange, Usage
+from tollhouse.proxy.pipeline import Exchange, Route, Usage
 from tollhouse.proxy.routes import CLIENT_CLOSED, DisconnectWatch, _aclose, _internal
+from tollhouse.routing import attempts
+from tollhouse.routing.registry import Target
 
 Event = tuple[str, dict[str, Any]]
 
@@ -76,18 +78,18 @@ async def serve(
         ex.route = pipeline.resolve(gw, ex.key, model)
         await security.inbound(gw, ex, headers, raw)
         await budget.admit(gw, ex, headers)
-        route = ex.route
         watch = DisconnectWatch(receive)
         if dialect.native is not None and await dialect.native(gw, ex, client, raw, send):
             return
         chat = ex.body = dialect.to_chat(client)
-        call = Call(chat, None, route.upstream_model)
-        call.set("model", route.upstream_model)
+        # routing: the deployments, models fallbacks and provider preferences to try
+        wanted = {**chat, "models": client.get("models"), "provider": client.get("provider")}
+        targets = budget.allowed_targets(ex, attempts.plan(gw, ex, wanted))
         if chat.get("stream") is True:
             ex.stream = True
-            await _stream(gw, ex, call, client, send, dialect)
+            await _stream(gw, ex, targets, chat, client, send, dialect)
         else:
-            await _complete(gw, ex, call, client, send, dialect)
+            await _complete(gw, ex, targets, chat, client, send, dialect)
     except TollhouseError as exc:
         await fail(send, ex, exc, dialect)
     except ClientGone:
@@ -123,14 +125,19 @@ async def fail(send: asgi.Send, ex: Exchange, exc: TollhouseError, dialect: Dial
 
 
 async def _complete(
-    gw: Gateway, ex: Exchange, call: Call, client: dict[str, Any], send: asgi.Send, dialect: Dialect
+    gw: Gateway,
+    ex: Exchange,
+    targets: list[Target],
+    chat: dict[str, Any],
+    client: dict[str, Any],
+    send: asgi.Send,
+    dialect: Dialect,
 ) -> None:
-    assert ex.route is not None  # noqa: S101 - resolved before the call
-    t = time.perf_counter()
-    try:
-        reply = await ex.route.provider.chat(call)
-    finally:
-        ex.upstream_s += time.perf_counter() - t
+    async def one(route: Route, target: Target) -> Reply:
+        return await route.provider.chat(attempts.make_call(chat, None, target))
+
+    reply = await attempts.run(gw, ex, targets, one)
+    assert ex.route is not None  # noqa: S101 - set by attempts.run
     data = reply.data
     if data is None:
         raise ProviderError(f"provider {ex.route.provider.name!r} answered with invalid JSON")
@@ -154,16 +161,24 @@ def _as_chat_usage(usage: Usage) -> dict[str, Any]:
 
 
 async def _stream(
-    gw: Gateway, ex: Exchange, call: Call, client: dict[str, Any], send: asgi.Send, dialect: Dialect
+    gw: Gateway,
+    ex: Exchange,
+    targets: list[Target],
+    chat: dict[str, Any],
+    client: dict[str, Any],
+    send: asgi.Send,
+    dialect: Dialect,
 ) -> None:
-    """Chat chunks in, the dialect's events out; errors after the headers go in-band."""
-    assert ex.route is not None  # noqa: S101 - resolved before the call
-    call.set("stream_options", {"include_usage": True})
-    t = time.perf_counter()
-    try:
-        chunks = await ex.route.provider.chat_stream(call)
-    finally:
-        ex.upstream_s += time.perf_counter() - t
+    """Chat chunks in, the dialect's events out; errors after the headers go in-band.
+    Fails over to the next deployment only before the upstream's first byte."""
+
+    async def open_(route: Route, target: Target) -> AsyncIterator[bytes]:
+        call = attempts.make_call(chat, None, target)
+        call.set("stream_options", {"include_usage": True})
+        first, rest = await attempts.open_stream(route, call)
+        return attempts.prepend(first, rest, lambda e: gw.router.record_failure(target, str(e)))
+
+    chunks = await attempts.run(gw, ex, targets, open_)
     conv = dialect.stream(ex, client)
     parser = SSEParser()
     text: list[str] = []
