@@ -51,6 +51,17 @@ async def load(store: SqlStore, workspace_id: str, kind: str) -> list[Record]:
     return [_record(r) for r in rows]
 
 
+async def one(store: SqlStore, workspace_id: str, kind: str, rid: str, noun: str) -> Record:
+    """One record, or 404."""
+    rows = await store._fetch(
+        f"{_SELECT} WHERE workspace_id = ? AND kind = ? AND id = ?",  # noqa: S608
+        (workspace_id, kind, rid),
+    )
+    if not rows:
+        raise NotFound(f"{noun} {rid!r} not found")
+    return _record(rows[0])
+
+
 async def ids(store: SqlStore, workspace_id: str, kind: str) -> set[str]:
     rows = await store._fetch(
         "SELECT id FROM workspace_resources WHERE workspace_id = ? AND kind = ?",
@@ -95,13 +106,7 @@ def routes(gw: ControlGateway, kind: Kind) -> list[BaseRoute]:
     base = "/v1/workspaces/{id}/" + kind.segment
 
     async def _one(wid: str, rid: str) -> Record:
-        rows = await store._fetch(
-            f"{_SELECT} WHERE workspace_id = ? AND kind = ? AND id = ?",  # noqa: S608
-            (wid, kind.segment, rid),
-        )
-        if not rows:
-            raise NotFound(f"{kind.noun} {rid!r} not found")
-        return _record(rows[0])
+        return await one(store, wid, kind.segment, rid, kind.noun)
 
     @endpoint
     async def list_all(request: Request) -> Response:

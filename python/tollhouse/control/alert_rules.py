@@ -10,12 +10,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from tollhouse.control import _resources
+from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
+from tollhouse.control._delivery_send import send, test_event
+from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._validation import Body
 from tollhouse.control.deliveries import SEVERITIES
+from tollhouse.errors import NotFound
 from tollhouse.store import SqlStore
 
 METRICS = ("latency", "error_rate", "cost", "tokens", "requests", "budget")
@@ -95,4 +101,32 @@ KIND = _resources.Kind(
 
 
 def routes(gw: ControlGateway) -> list[BaseRoute]:
-    return _resources.routes(gw, KIND)
+    store = sql_store(gw)
+
+    @endpoint
+    async def fire_test(request: Request) -> Response:
+        """Send a test alert for the rule to each of its delivery targets, now."""
+        wid, rid = request.path_params["id"], request.path_params["rid"]
+        await require_role(request, gw, wid, "member")
+        rule = await _resources.one(store, wid, KIND.segment, rid, KIND.noun)
+        event = test_event(
+            wid,
+            {
+                "rule": rule["name"],
+                "ruleId": rid,
+                "severity": rule["severity"],
+                "condition": rule["condition"],
+            },
+        )
+        results = []
+        for target_id in rule.get("delivery_targets") or []:
+            try:
+                target = await _resources.one(store, wid, "deliveries", target_id, "target")
+            except NotFound:
+                results.append({"target": target_id, "delivered": False, "detail": "deleted"})
+                continue
+            results.append(await send(gw, target, event))
+        return json_response({"data": {"event_id": event.id, "results": results}})
+
+    route = Route("/v1/workspaces/{id}/alert-rules/{rid}/test", fire_test, methods=["POST"])
+    return [*_resources.routes(gw, KIND), route]

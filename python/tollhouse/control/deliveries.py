@@ -7,10 +7,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from tollhouse.control import _resources
+from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
+from tollhouse.control._delivery_send import send, test_event
+from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._validation import Body
 from tollhouse.store import SqlStore
 
@@ -96,4 +101,15 @@ KIND = _resources.Kind(
 
 
 def routes(gw: ControlGateway) -> list[BaseRoute]:
-    return _resources.routes(gw, KIND)
+    store = sql_store(gw)
+
+    @endpoint
+    async def verify(request: Request) -> Response:
+        wid, rid = request.path_params["id"], request.path_params["rid"]
+        await require_role(request, gw, wid, "member")
+        target = await _resources.one(store, wid, KIND.segment, rid, KIND.noun)
+        event = test_event(wid, {"message": "Tollhouse delivery target verification"})
+        return json_response({"data": await send(gw, target, event)})
+
+    route = Route("/v1/workspaces/{id}/deliveries/{rid}/verify", verify, methods=["POST"])
+    return [*_resources.routes(gw, KIND), route]

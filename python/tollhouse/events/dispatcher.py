@@ -352,6 +352,11 @@ class WebhookDispatcher:
         """One attempt, awaited (control-plane ``verify`` and ``test`` actions)."""
         return await self._attempt(endpoint, event, Delivery(endpoint, event).body())
 
+    async def send_now(self, endpoint: WebhookEndpoint, event: Event) -> AttemptResult:
+        """One signed, SSRF-guarded attempt, awaited (a target's ``verify`` call); the
+        queue and its retries are not involved."""
+        return await self._attempt(endpoint, event, Delivery(endpoint, event).body())
+
     async def _attempt(self, ep: WebhookEndpoint, event: Event, body: bytes) -> AttemptResult:
         try:
             self.guard.check_url(ep.url)
