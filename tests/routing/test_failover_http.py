@@ -152,6 +152,7 @@ async def test_connection_refused_and_no_headers_fall_over(
         health = {d["id"]: d for d in g.gw.router.health()}
         assert health["dead/m"]["failures"] == 3 and health["dead/m"]["state"] == "open"
         assert health["b/m"]["successes"] == 1 and health["b/m"]["latency_ms"] is not None
+        assert health["b/m"]["throughput_tps"] > 0  # completion tokens/s of the answer
 
 
 async def test_dropped_connection_is_retried(

@@ -369,6 +369,12 @@ def record(gw: Gateway, ex: Exchange) -> None:
     if key is None or route is None:
         return
     usage = ex.usage or Usage()
+    if ex.status == 200 and usage.completion_tokens:  # routing's ``sort: throughput``
+        gw.router.record_throughput_of(
+            f"{route.provider.name}/{route.upstream_model}",
+            usage.completion_tokens,
+            time.perf_counter() - ex.started,
+        )
     gw.spend.submit(
         SpendRow(
             id=ex.request_id,

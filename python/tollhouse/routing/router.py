@@ -300,9 +300,12 @@ class Router:
 
     def record_throughput(self, target: Target, tokens: int, seconds: float) -> None:
         """Completion tokens per second of a finished answer (``sort: throughput``)."""
+        self.record_throughput_of(target.id, tokens, seconds)
+
+    def record_throughput_of(self, deployment_id: str, tokens: int, seconds: float) -> None:
         if tokens <= 0 or seconds <= 0:
             return
-        b = self.board.get(target.id)
+        b = self.board.get(deployment_id)
         tps = tokens / seconds
         a = b.config.ewma_alpha
         b.tokens_per_s = tps if b.tokens_per_s is None else a * tps + (1 - a) * b.tokens_per_s
