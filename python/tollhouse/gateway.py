@@ -122,6 +122,7 @@ class Gateway:
             log.warning("could not restore budget counters from the store: %s", exc.message)
         for provider in self.providers.values():
             await provider.start()
+        await self.security.start(self.store)
         # Everything built so far lives as long as the worker: keep it out of the cyclic
         # GC's generations so collections on the request path scan only request garbage.
         gc.collect()

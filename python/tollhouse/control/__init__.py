@@ -22,6 +22,7 @@ from tollhouse.control import (
     lookups,
     members,
     metering,
+    policies,
     presets,
     routing,
     security,
@@ -50,6 +51,7 @@ def routes(gw: ControlGateway, *, limiter: ControlRateLimiter | None = None) -> 
     if isinstance(gw.store, SqlStore):
         out += [*workspaces.routes(gw), *members.routes(gw), *apikeys.routes(gw)]
         out += [*deliveries.routes(gw), *alert_rules.routes(gw)]
+        out += policies.routes(gw)
     # Last: every change made through any route above is recorded in the audit log, and
     # every answer carries X-RateLimit-* (a caller over the limit gets 429).
     audit_log.audit_routes(out, gw)

@@ -38,6 +38,25 @@ class Verdict:
 NO_VIOLATIONS = Verdict([], [])
 
 
+MATCHER_FIELDS = (
+    "keywords",
+    "regex",
+    "models_allow",
+    "models_deny",
+    "max_bytes",
+    "max_tokens",
+    "case_sensitive",
+    "whole_word",
+)
+
+
+def matcher_rule(rule_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``PolicyMatcher`` rule of a stored workspace policy record."""
+    out: dict[str, Any] = {"id": rule_id, "action": record.get("action", "block")}
+    out.update({k: record[k] for k in MATCHER_FIELDS if record.get(k) is not None})
+    return out
+
+
 def config_rules(section: Any) -> list[dict[str, Any]]:
     if section is None:
         return []
@@ -78,6 +97,19 @@ class PolicySet:
         matcher = native.PolicyMatcher(combined)
         self._workspaces, self._matcher = candidate, matcher
         self._needs_tokens = _needs_tokens(combined)
+
+    def replace_workspaces(self, rules: dict[str, list[dict[str, Any]]]) -> None:
+        """Swap in every workspace's rules at once (``ConfigError``: old ones kept)."""
+        combined = list(self._config)
+        for ws_rules in rules.values():
+            combined.extend(ws_rules)
+        matcher = native.PolicyMatcher(combined)
+        self._workspaces, self._matcher = dict(rules), matcher
+        self._needs_tokens = _needs_tokens(combined)
+
+    @property
+    def has_workspaces(self) -> bool:
+        return bool(self._workspaces)
 
     @property
     def empty(self) -> bool:

@@ -7,19 +7,27 @@ pattern or rule is a start-up ``ConfigError``, and hangs them on the gateway
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from tollhouse.config import Config, ModelConfig
 from tollhouse.counters import Counters
 from tollhouse.errors import ConfigError, ProviderError
 from tollhouse.events.ssrf import SSRFGuard
 from tollhouse.guard.audit import AskModel, AuditConfig, Auditor
-from tollhouse.guard.policies import PolicySet
+from tollhouse.guard.policies import PolicySet, matcher_rule
 from tollhouse.guard.redaction import RequestRedactor
 from tollhouse.guard.sessions import SessionLimits, Sessions
 from tollhouse.guard.snapshots import Snapshotter
 from tollhouse.providers import Call, Provider
+from tollhouse.store import SqlStore, Store
+
+log = logging.getLogger("tollhouse.guard")
+POLICY_REFRESH_S: Final = 2.0
 
 
 @dataclass(eq=False)
@@ -29,6 +37,7 @@ class Security:
     sessions: Sessions
     auditor: Auditor
     snapshots: Snapshotter
+    _refresher: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
@@ -53,7 +62,38 @@ class Security:
             snapshots=Snapshotter(guard or SSRFGuard()),
         )
 
+    async def refresh_policies(self, store: Store) -> None:
+        """Load every workspace's policies from the store into the matcher."""
+        if not isinstance(store, SqlStore):
+            return
+        rows = await store._fetch(
+            "SELECT workspace_id, id, body FROM workspace_resources WHERE kind = 'policies'"
+        )
+        rules: dict[str, list[dict[str, Any]]] = {}
+        for workspace, rid, body in rows:
+            rules.setdefault(workspace, []).append(matcher_rule(rid, orjson.loads(body)))
+        if rules or self.policies.has_workspaces:
+            self.policies.replace_workspaces(rules)
+
+    async def start(self, store: Store, interval: float = POLICY_REFRESH_S) -> None:
+        await self._refresh_once(store)
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh(store, interval))
+
+    async def _refresh_once(self, store: Store) -> None:
+        try:
+            await self.refresh_policies(store)
+        except Exception as exc:  # keep the policies we have; the next round retries
+            log.warning("reloading workspace policies failed: %s", exc)
+
+    async def _refresh(self, store: Store, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._refresh_once(store)
+
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         await self.auditor.drain()
         await self.snapshots.close()
 

@@ -1,0 +1,58 @@
+"""``/v1/workspaces/{id}/policies``: content-policy rules of a workspace (CRUD on the
+workspace resource store).
+
+A policy is ``{name, action: block|warn, keywords?, regex?, models_allow?,
+models_deny?, max_bytes?, max_tokens?, case_sensitive?, whole_word?}`` — the Rust
+``PolicyMatcher``'s rule shape; it is compiled on the way in, so a bad regex is a 422
+naming the field.  The data plane reloads every workspace's policies from the store
+(``Security.refresh_policies``, every few seconds on each replica) and evaluates them
+with the config's rules; a match reports the policy's id as ``ruleId``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from tollhouse import native
+from tollhouse.control import _resources
+from tollhouse.control._auth import ControlGateway
+from tollhouse.control._validation import Body
+from tollhouse.errors import ConfigError
+from tollhouse.guard.policies import MATCHER_FIELDS, matcher_rule
+from tollhouse.store import SqlStore
+
+
+async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    body = Body(data, ("name", "action", *MATCHER_FIELDS))
+    name = body.text("name", required=True)
+    action = body.choice("action", ("block", "warn")) or "block"
+    record: dict[str, Any] = {"name": name, "action": action}
+    record.update({k: data[k] for k in MATCHER_FIELDS if data.get(k) is not None})
+    if not body.errors:
+        if not any(k in record for k in MATCHER_FIELDS[:6]):
+            body.errors["keywords"] = "a policy needs at least one condition"
+        else:
+            try:
+                native.PolicyMatcher([matcher_rule("new", record)])
+            except ConfigError as exc:
+                field = next((k for k in MATCHER_FIELDS if k in exc.message), "rule")
+                body.errors[field] = exc.message.replace("policy rule 'new'", "policy")
+    body.done()
+    return record
+
+
+KIND = _resources.Kind(
+    segment="policies",
+    prefix="pol_",
+    noun="policy",
+    parse=parse,
+    show=lambda record: record,
+    filters=("action",),
+    sorts=("action",),
+)
+
+
+def routes(gw: ControlGateway) -> list[BaseRoute]:
+    return _resources.routes(gw, KIND)
