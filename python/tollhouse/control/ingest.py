@@ -1,0 +1,160 @@
+"""``POST /v1/ingest/runtime`` and ``POST /v1/ingest/change`` with exactly-once
+``Idempotency-Key`` handling.
+
+Processing an event is one insert keyed on (workspace, Idempotency-Key), carrying the
+answer; a replay with the same body gets that first answer back (``Idempotent-Replayed:
+true``), the same key with a different body is 409 ``conflict``.  Concurrent replays race
+on the primary key: exactly one insert wins and every other caller replays its answer.
+The admin key ingests into ``default`` (or ``?workspace=``); a workspace key (member or
+above) into its own workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tollhouse.control._access import principal, require_role, sql_store
+from tollhouse.control._auth import ControlGateway
+from tollhouse.control._http import endpoint, iso, json_object, json_response
+from tollhouse.control._validation import Body, parse_time
+from tollhouse.errors import Conflict, ValidationError
+
+_RUNTIME = ("route_id", "event_id", "timestamp", "type", "provider", "model", "status",
+            "latency_ms", "error", "attributes")  # fmt: skip
+_CHANGE = ("provider", "change_id", "classification", "timestamp", "description", "attributes")
+_INSERT = (
+    "INSERT INTO ingest_events (scope, idem_key, id, kind, body_hash, event, response, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _runtime(data: dict[str, Any]) -> dict[str, Any]:
+    body = Body(data, _RUNTIME)
+    out: dict[str, Any] = {
+        "route_id": body.text("route_id", required=True),
+        "event_id": body.text("event_id", required=True),
+    }
+    for name in ("type", "provider", "model", "error"):
+        out[name] = body.text(name)
+    for name, lo, hi in (("status", 0, 999), ("latency_ms", 0, 86_400_000)):
+        value = data.get(name)
+        if value is not None and (type(value) not in (int, float) or not lo <= value <= hi):
+            body.errors[name] = f"a number between {lo} and {hi}"
+        out[name] = value
+    out["timestamp"] = _timestamp(body, data, required=True)
+    out["attributes"] = _attributes(body, data)
+    body.done()
+    return out
+
+
+def _change(data: dict[str, Any]) -> dict[str, Any]:
+    body = Body(data, _CHANGE)
+    out: dict[str, Any] = {
+        "provider": body.text("provider", required=True),
+        "change_id": body.text("change_id", required=True),
+        "classification": body.text("classification", required=True, max_len=100),
+        "description": body.text("description", max_len=5000),
+        "timestamp": _timestamp(body, data, required=False),
+        "attributes": _attributes(body, data),
+    }
+    body.done()
+    return out
+
+
+def _timestamp(body: Body, data: dict[str, Any], *, required: bool) -> float | None:
+    raw = data.get("timestamp")
+    if raw is None:
+        if required:
+            body.errors["timestamp"] = "required"
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        body.errors["timestamp"] = "an ISO 8601 time or UNIX seconds"
+        return None
+    try:
+        return parse_time(str(raw), "timestamp")
+    except ValidationError as exc:
+        body.errors.update(exc.fields)
+        return None
+
+
+def _attributes(body: Body, data: dict[str, Any]) -> dict[str, Any]:
+    value = data.get("attributes", {})
+    if not isinstance(value, dict):
+        body.errors["attributes"] = "expected an object"
+        return {}
+    return value
+
+
+def routes(gw: ControlGateway) -> list[BaseRoute]:
+    store = sql_store(gw)
+
+    async def ingest(request: Request, kind: str) -> Response:
+        who = await principal(request, gw)
+        workspace = request.query_params.get("workspace") or who.workspace_id or "default"
+        await require_role(request, gw, workspace, "member")
+        key = request.headers.get("idempotency-key")
+        if key is None or not key.strip() or len(key) > 255:
+            raise ValidationError(
+                "invalid Idempotency-Key",
+                {"Idempotency-Key": "required header, 1 to 255 characters"},
+            )
+        raw = await json_object(request)
+        event = _runtime(raw) if kind == "runtime" else _change(raw)
+        digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        now = time.time()
+        answer = {
+            "data": {
+                "id": "ing_" + uuid.uuid4().hex[:20],
+                "kind": kind,
+                "workspace_id": workspace,
+                "received_at": iso(now),
+                **{k: v for k, v in event.items() if k in ("event_id", "change_id", "route_id")},
+            }
+        }
+        params = (
+            workspace,
+            key,
+            answer["data"]["id"],
+            kind,
+            f"{kind}:{digest}",
+            orjson.dumps(event).decode(),
+            orjson.dumps(answer).decode(),
+            now,
+        )
+        try:
+            await store._transaction([(_INSERT, params)])
+        except Conflict:
+            return await _replay(workspace, key, f"{kind}:{digest}")
+        return json_response(answer, status=202)
+
+    async def _replay(workspace: str, key: str, body_hash: str) -> Response:
+        rows = await store._fetch(
+            "SELECT body_hash, response FROM ingest_events WHERE scope = ? AND idem_key = ?",
+            (workspace, key),
+        )
+        if not rows or rows[0][0] != body_hash:
+            raise Conflict("this Idempotency-Key was already used with a different request")
+        response = Response(rows[0][1], status_code=202, media_type="application/json")
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    @endpoint
+    async def runtime(request: Request) -> Response:
+        return await ingest(request, "runtime")
+
+    @endpoint
+    async def change(request: Request) -> Response:
+        return await ingest(request, "change")
+
+    return [
+        Route("/v1/ingest/runtime", runtime, methods=["POST"]),
+        Route("/v1/ingest/change", change, methods=["POST"]),
+    ]
