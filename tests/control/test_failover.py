@@ -50,6 +50,12 @@ def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN}"}
 
 
+async def workspace(c: httpx.AsyncClient) -> str:
+    r = await c.post("/v1/workspaces", json={"name": "prod"}, headers=admin())
+    assert r.status_code == 201, r.text
+    return str(r.json()["data"]["id"])
+
+
 def client(g: Gate) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=g.app), base_url="http://gw")
 
@@ -64,7 +70,8 @@ async def env(
 
 async def test_create_list_get_delete(env: tuple[Gate, httpx.AsyncClient]) -> None:
     _, c = env
-    r = await c.post("/v1/workspaces/ws-1/failover-policies", json=POLICY, headers=admin())
+    ws1, ws2 = await workspace(c), await workspace(c)
+    r = await c.post(f"/v1/workspaces/{ws1}/failover-policies", json=POLICY, headers=admin())
     assert r.status_code == 201, r.text
     policy = r.json()
     assert policy["id"].startswith("failover-") and policy["status"] == "active"
@@ -73,14 +80,16 @@ async def test_create_list_get_delete(env: tuple[Gate, httpx.AsyncClient]) -> No
     assert policy["primary_endpoint"] == {"id": "anthropic-claude", "status": "healthy"}
     assert policy["conditions"] == {"latency_threshold_ms": 2000.0, "error_rate_threshold": 0.1}
     assert policy["current_endpoint"] == "anthropic-claude"
-    base = "/v1/workspaces/ws-1/failover-policies"
+    base = f"/v1/workspaces/{ws1}/failover-policies"
     r = await c.get(base, headers=admin())
     assert [p["id"] for p in r.json()["data"]] == [policy["id"]]
-    r = await c.get("/v1/workspaces/ws-2/failover-policies", headers=admin())
+    r = await c.get(f"/v1/workspaces/{ws2}/failover-policies", headers=admin())
     assert r.json() == {"data": []}
+    r = await c.get("/v1/workspaces/ws_missing/failover-policies", headers=admin())
+    assert r.status_code == 404
     r = await c.get(f"{base}/{policy['id']}", headers=admin())
     assert r.status_code == 200 and r.json()["id"] == policy["id"]
-    r = await c.delete(f"/v1/workspaces/ws-2/failover-policies/{policy['id']}", headers=admin())
+    r = await c.delete(f"/v1/workspaces/{ws2}/failover-policies/{policy['id']}", headers=admin())
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await c.delete(f"{base}/{policy['id']}", headers=admin())
     assert r.status_code == 204
@@ -90,7 +99,7 @@ async def test_create_list_get_delete(env: tuple[Gate, httpx.AsyncClient]) -> No
 
 async def test_validation_and_auth(env: tuple[Gate, httpx.AsyncClient]) -> None:
     g, c = env
-    base = "/v1/workspaces/ws-1/failover-policies"
+    base = f"/v1/workspaces/{await workspace(c)}/failover-policies"
     bad = {**POLICY, "route_id": "nope", "conditions": {"error_rate_threshold": 3}}
     r = await c.post(base, json=bad, headers=admin())
     assert r.status_code == 422
@@ -107,6 +116,20 @@ async def test_validation_and_auth(env: tuple[Gate, httpx.AsyncClient]) -> None:
     assert r.status_code == 401  # a virtual key is not the admin key
     r = await c.get("/v1/workspaces/bad%20id/failover-policies", headers=admin())
     assert r.status_code == 422
+    # workspace API keys: a viewer reads, an admin writes, another workspace's key neither
+    ws = base.split("/")[3]
+    keys = {}
+    for role in ("viewer", "admin"):
+        r = await c.post(
+            f"/v1/workspaces/{ws}/api-keys", json={"name": role, "role": role}, headers=admin()
+        )
+        assert r.status_code == 201, r.text
+        keys[role] = {"Authorization": f"Bearer {r.json()['key']}"}
+    assert (await c.get(base, headers=keys["viewer"])).status_code == 200
+    assert (await c.post(base, json=POLICY, headers=keys["viewer"])).status_code == 403
+    assert (await c.post(base, json=POLICY, headers=keys["admin"])).status_code == 201
+    other = f"/v1/workspaces/{await workspace(c)}/failover-policies"
+    assert (await c.get(other, headers=keys["admin"])).status_code == 403
 
 
 async def test_error_rate_switches_traffic_and_status_is_live(
@@ -114,7 +137,7 @@ async def test_error_rate_switches_traffic_and_status_is_live(
 ) -> None:
     g, c = env
     a, b = ups
-    base = "/v1/workspaces/ws-1/failover-policies"
+    base = f"/v1/workspaces/{await workspace(c)}/failover-policies"
     body = {**POLICY, "conditions": {"error_rate_threshold": 0.5}}
     r = await c.post(base, json=body, headers=admin())
     pid = r.json()["id"]
@@ -148,14 +171,13 @@ async def test_two_gateways_share_breakers_and_policies_through_redis(
     cfg["models"]["prod-chat"]["deployments"][0]["provider"] = f"p-{tag}"
     cfg["models"]["prod-chat"]["deployments"][1]["provider"] = f"q-{tag}"
     async with AsyncExitStack() as stack:
-        (tmp_path / "one").mkdir()
-        (tmp_path / "two").mkdir()
-        one = await stack.enter_async_context(gateway(tmp_path / "one", cfg))
-        two = await stack.enter_async_context(gateway(tmp_path / "two", cfg))
+        # two gateways (replicas) over one store and one Redis
+        one = await stack.enter_async_context(gateway(tmp_path, cfg))
+        two = await stack.enter_async_context(gateway(tmp_path, cfg))
         c1 = await stack.enter_async_context(client(one))
         c2 = await stack.enter_async_context(client(two))
         assert one.gw.router.shared is not None
-        base = f"/v1/workspaces/ws-{tag}/failover-policies"
+        base = f"/v1/workspaces/{await workspace(c1)}/failover-policies"
         policy = {**POLICY, "primary_endpoint": f"p-{tag}", "fallback_endpoints": [f"q-{tag}"]}
         r = await c1.post(base, json=policy, headers=admin())
         assert r.status_code == 201

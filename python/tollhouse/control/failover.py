@@ -1,4 +1,7 @@
-"""Failover policies (self-hosted contracts), admin key only.
+"""Failover policies (self-hosted contracts).
+
+Callers: the admin key, or a workspace API key of that workspace (``viewer`` reads,
+``admin`` writes) when the store holds workspaces (SQL); the workspace must exist.
 
 - ``POST /v1/workspaces/{id}/failover-policies`` ``{route_id, primary_endpoint,
   fallback_endpoints, conditions: {latency_threshold_ms, error_rate_threshold}}`` → 201
@@ -16,11 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from tollhouse.control._access import Role, require_role
 from tollhouse.control._auth import require_admin
 from tollhouse.control._http import endpoint, json_object, json_response
 from tollhouse.control.routing import RoutingGateway
 from tollhouse.errors import ValidationError
 from tollhouse.routing.failover import policy_json
+from tollhouse.store import SqlStore
 
 _PATH = "/v1/workspaces/{workspace}/failover-policies"
 _MAX_ID = 128
@@ -37,13 +42,19 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
     router = gw.router
     policies = router.policies
 
+    async def allow(request: Request, ws: str, least: Role) -> None:
+        if isinstance(gw.store, SqlStore):
+            await require_role(request, gw, ws, least)
+        else:
+            require_admin(request, gw)
+
     def render(policy_id: str, ws: str) -> dict[str, object]:
         return policy_json(policies.get(ws, policy_id), router.registry, router.board.get)
 
     @endpoint
     async def collection(request: Request) -> Response:
-        require_admin(request, gw)
         ws = _workspace(request)
+        await allow(request, ws, "admin" if request.method == "POST" else "viewer")
         await router.refresh_policies()
         if request.method == "POST":
             policy = policies.create(ws, await json_object(request))
@@ -54,8 +65,8 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
 
     @endpoint
     async def item(request: Request) -> Response:
-        require_admin(request, gw)
         ws = _workspace(request)
+        await allow(request, ws, "admin" if request.method == "DELETE" else "viewer")
         policy_id = str(request.path_params["policy"])
         await router.refresh_policies()
         if request.method == "DELETE":
