@@ -23,6 +23,7 @@ from tollhouse.control import (
     lookups,
     members,
     metering,
+    openapi,
     policies,
     presets,
     routing,
@@ -56,4 +57,5 @@ def routes(gw: ControlGateway, *, limiter: ControlRateLimiter | None = None) -> 
     # Last: every change made through any route above is recorded in the audit log, and
     # every answer carries X-RateLimit-* (a caller over the limit gets 429).
     audit_log.audit_routes(out, gw)
+    out.append(openapi.route(out))
     return limit_routes(out, limiter or ControlRateLimiter())
