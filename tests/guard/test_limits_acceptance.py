@@ -68,6 +68,12 @@ def _key(store_url: str, name: str, **kw: Any) -> tuple[str, str]:
     return raw, record.hash
 
 
+# Failures are injected on purpose (and breaker state is shared through the session's
+# Redis): keep retries quick and the deployment's breaker out of the way; tests/routing
+# covers breakers.
+NO_BREAKER = {"backoff_base_ms": 5, "breaker": {"failures": 1000, "min_requests": 1000}}
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Cluster]:
     d = tmp_path_factory.mktemp("cluster")
@@ -80,6 +86,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
         "models": {"pricey": {"deployments": [{"provider": "mock", "model": "pricey"}]}},
         "pricing": {"pricey": PRICE},
         "limits": {"max_wait_seconds": 30},
+        "routing": NO_BREAKER,
     }
     path = write_config(d, config)
     gateways = [GatewayProcess(path, d) for _ in range(3)]
@@ -193,6 +200,7 @@ async def test_rpm_100_admits_exactly_100_of_1000(tmp_path: Path, redis_url: str
             "providers": {"mock": {"kind": "mock"}},
             "models": {"pricey": {"deployments": [{"provider": "mock", "model": "pricey"}]}},
             "pricing": {"pricey": PRICE},
+            "routing": NO_BREAKER,
         }
     )
     apps = [build_app(config) for _ in range(3)]
