@@ -139,4 +139,9 @@ def test_serve_removes_its_metrics_directory(tmp_path: Path, redis_url: str) -> 
         while not list(shared.glob("w-*.json")) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert list(shared.glob("w-*.json")), "workers write their snapshots there"
+        # A generous stop: under a loaded machine the default 15 s can end in SIGKILL,
+        # which skips serve's cleanup and would fail this test for the wrong reason.
+        proc = s.gateway.proc
+        s.gateway.stop(timeout=60)
+        assert proc.returncode is not None and proc.returncode >= 0, "serve exited by itself"
     assert not shared.exists()
