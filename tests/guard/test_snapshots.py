@@ -87,8 +87,15 @@ async def test_snapshot_success_and_protocol(env: Env) -> None:
     assert req.path == "/snapshot" and body["action"] == "snapshot"
     assert body["virtualKey"] == "always" and body["sessionId"] == "sess_1"
     assert body["model"] == "mock-1" and body["timestamp"].endswith("Z")
+    # The id is stored with the request: its spend row carries it.
+    await env.app.gw.spend.flush()
+    row = await env.app.gw.store.get_generation(headers["x-gate-request-id"])
+    assert row is not None and row.metadata == {"snapshot_id": "snap_abc123"}
     status, headers = await env.chat("on-demand")
     assert status == 200 and "x-gate-snapshot-id" not in headers
+    await env.app.gw.spend.flush()
+    row = await env.app.gw.store.get_generation(headers["x-gate-request-id"])
+    assert row is not None and row.metadata == {}
     status, headers = await env.chat("on-demand", ("x-gate-snapshot", "true"))
     assert headers["x-gate-snapshot-id"] == "snap_abc123"
     status, headers = await env.chat("none", ("x-gate-snapshot", "true"))

@@ -79,6 +79,7 @@ class Exchange:
     session: Ticket | None = None  # the session breakers' reservation (proxy/security.py)
     audit_mode: str | None = None  # "async" | "blocking" when the answer is audited
     snapshot: asyncio.Task[str | None] | None = None  # the snapshot POST (proxy/security.py)
+    snapshot_id: str | None = None  # the id it returned, kept with the spend row
 
     def overhead_ms(self) -> float:
         return (time.perf_counter() - self.started - self.upstream_s) * 1000.0
@@ -395,5 +396,6 @@ def record(gw: Gateway, ex: Exchange) -> None:
             cancelled=ex.cancelled,
             finish_reason=ex.finish_reason,
             team=key.team,
+            metadata={"snapshot_id": ex.snapshot_id} if ex.snapshot_id else {},
         )
     )

@@ -172,6 +172,7 @@ async def snapshot_header(ex: Exchange) -> None:
         return
     snapshot_id = await task
     if snapshot_id is not None:
+        ex.snapshot_id = snapshot_id
         ex.guard_headers.append((SNAPSHOT_ID, snapshot_id.encode("latin-1", "replace")))
 
 
