@@ -8,7 +8,6 @@ cost, headers, spend row, disconnect cancel), so any provider can answer any dia
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from tollhouse.providers._sse import SSEParser, encode_event
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route, Usage
-from tollhouse.proxy.routes import CLIENT_CLOSED, DisconnectWatch, _aclose, _internal
+from tollhouse.proxy.routes import DisconnectWatch, _aclose, ended, finish
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
 
@@ -90,24 +89,14 @@ async def serve(
             await _stream(gw, ex, targets, chat, client, send, dialect)
         else:
             await _complete(gw, ex, targets, chat, client, send, dialect)
-    except TollhouseError as exc:
-        await fail(send, ex, exc, dialect)
-    except ClientGone:
-        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
-    except asyncio.CancelledError:
-        if watch is None or not watch.absorb():
-            raise
-        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
-    except Exception as exc:
-        await _internal(send, ex, exc)
+    except BaseException as exc:  # noqa: BLE001 - ended() re-raises what must propagate
+
+        async def answer(send: asgi.Send, ex: Exchange, exc: TollhouseError) -> None:
+            await fail(send, ex, exc, dialect)
+
+        await ended(send, ex, exc, watch, answer, gone=(ClientGone,))
     finally:
-        if watch is not None:
-            watch.stop()
-        if ex.route is not None and ex.usage is None and ex.cancelled:
-            pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
-        await budget.settle(gw, ex)
-        await security.settle(gw, ex)
-        pipeline.record(gw, ex)
+        await finish(gw, ex, watch)
 
 
 async def fail(send: asgi.Send, ex: Exchange, exc: TollhouseError, dialect: Dialect) -> None:

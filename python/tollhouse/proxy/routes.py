@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -87,6 +87,51 @@ async def _internal(send: asgi.Send, ex: Exchange, exc: BaseException) -> None:
         )
 
 
+def _client_gone(ex: Exchange) -> None:
+    ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
+
+
+Fail = Callable[[asgi.Send, Exchange, TollhouseError], Awaitable[None]]
+
+
+async def ended(
+    send: asgi.Send,
+    ex: Exchange,
+    exc: BaseException,
+    watch: DisconnectWatch | None,
+    fail: Fail,
+    *,
+    gone: tuple[type[BaseException], ...],
+) -> None:
+    """How a data-plane request that raised ``exc`` ends: a typed error answer, a client
+    that left, or a logged 500. A cancel that is not the client's, and anything that is
+    not an ``Exception``, is raised again."""
+    if isinstance(exc, TollhouseError):
+        await fail(send, ex, exc)
+    elif isinstance(exc, gone):  # OSError: a server that raises on send() to a closed client
+        _client_gone(ex)
+    elif isinstance(exc, asyncio.CancelledError):
+        if watch is None or not watch.absorb():
+            raise exc
+        _client_gone(ex)
+    elif isinstance(exc, Exception):
+        await _internal(send, ex, exc)
+    else:
+        raise exc
+
+
+async def finish(gw: Gateway, ex: Exchange, watch: DisconnectWatch | None) -> None:
+    """Every data-plane request ends here: settle what was used (also when cancelled),
+    release the reservations and record the spend row."""
+    if watch is not None:
+        watch.stop()
+    if ex.route is not None and ex.usage is None and ex.cancelled:
+        pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
+    await budget.settle(gw, ex)
+    await security.settle(gw, ex)
+    pipeline.record(gw, ex)
+
+
 async def chat_completions(
     gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
 ) -> None:
@@ -107,24 +152,10 @@ async def chat_completions(
             await _stream(gw, ex, targets, body, sent, send)
         else:
             await _complete(gw, ex, targets, body, sent, send)
-    except TollhouseError as exc:
-        await _fail(send, ex, exc)
-    except (ClientGone, OSError):  # a server that raises on send() to a closed client
-        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
-    except asyncio.CancelledError:
-        if watch is None or not watch.absorb():
-            raise
-        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
-    except Exception as exc:
-        await _internal(send, ex, exc)
+    except BaseException as exc:  # noqa: BLE001 - ended() re-raises what must propagate
+        await ended(send, ex, exc, watch, _fail, gone=(ClientGone, OSError))
     finally:
-        if watch is not None:
-            watch.stop()
-        if ex.route is not None and ex.usage is None and ex.cancelled:
-            pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
-        await budget.settle(gw, ex)
-        await security.settle(gw, ex)
-        pipeline.record(gw, ex)
+        await finish(gw, ex, watch)
 
 
 async def _complete(
@@ -247,24 +278,10 @@ async def embeddings(
         pipeline.settle(gw, ex, usage)
         out = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
         await asgi.send_bytes(send, 200, reply.body, out)
-    except TollhouseError as exc:
-        await _fail(send, ex, exc)
-    except (ClientGone, OSError):  # a server that raises on send() to a closed client
-        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
-    except asyncio.CancelledError:
-        if watch is None or not watch.absorb():
-            raise
-        ex.cancelled, ex.status, ex.error_code = True, CLIENT_CLOSED, "client_disconnected"
-    except Exception as exc:
-        await _internal(send, ex, exc)
+    except BaseException as exc:  # noqa: BLE001 - ended() re-raises what must propagate
+        await ended(send, ex, exc, watch, _fail, gone=(ClientGone, OSError))
     finally:
-        if watch is not None:
-            watch.stop()
-        if ex.route is not None and ex.usage is None and ex.cancelled:
-            pipeline.settle(gw, ex, pipeline.estimate_usage(ex, ""))
-        await budget.settle(gw, ex)
-        await security.settle(gw, ex)
-        pipeline.record(gw, ex)
+        await finish(gw, ex, watch)
 
 
 async def models(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
