@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from tollhouse import native
 from tollhouse.config import Config, ModelConfig
 from tollhouse.control.audit_chain import audit_for
+from tollhouse.control.incidents_book import IncidentBook, book_for
 from tollhouse.counters import open_counters
 from tollhouse.errors import TollhouseError
 from tollhouse.events.alerts import MemoryOnceGate, OnceGate, RedisOnceGate
+from tollhouse.events.breaker_incidents import BreakerIncidents
 from tollhouse.events.config import parse_webhooks
 from tollhouse.events.dispatcher import WebhookDispatcher
 from tollhouse.guard.guardrail_store import GuardrailCache, GuardrailStore
@@ -49,6 +51,7 @@ class Gateway:
     max_body_bytes: int = 32 * 1024 * 1024
     started: bool = False
     router: Router = field(init=False)
+    breaker_incidents: BreakerIncidents | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -59,6 +62,11 @@ class Gateway:
             self.models = models
         self.max_body_bytes = self.config.server.max_body_bytes
         self.router = self._router()
+
+    @property
+    def incidents(self) -> IncidentBook | None:
+        """The incident book (``open_or_join``); None without a SQL store."""
+        return book_for(self.store) if isinstance(self.store, SqlStore) else None
 
     def _router(self) -> Router:
         """Registry, breakers and failover policies (routing/); a provider without its
@@ -110,6 +118,10 @@ class Gateway:
         await self.store.open()
         if isinstance(self.store, SqlStore):  # enforcement events go to the audit log
             self.events.listen(audit_for(self.store).record_event)
+            book = book_for(self.store)
+            book.emit = self.events.emit  # incident.opened goes out through the dispatcher
+            self.breaker_incidents = BreakerIncidents(book, self.router)
+            self.breaker_incidents.attach()
         await self.keys.start()
         await self.spend.start()
         await self.guardrails.start()
@@ -138,6 +150,8 @@ class Gateway:
             except Exception as exc:  # closing must not stop the rest of shutdown
                 log.warning("closing provider %s failed: %s", provider.name, exc)
         await self.router.stop()
+        if self.breaker_incidents is not None:  # before the dispatcher and store stop
+            await self.breaker_incidents.stop()
         await self.limits.stop()
         await self.events.stop()
         await self.guardrails.stop()

@@ -18,6 +18,7 @@ from tollhouse.control import (
     enforcement,
     failover,
     guardrails,
+    incidents,
     ingest,
     keys,
     lookups,
@@ -53,7 +54,7 @@ def routes(gw: ControlGateway, *, limiter: ControlRateLimiter | None = None) -> 
     if isinstance(gw.store, SqlStore):
         out += [*workspaces.routes(gw), *members.routes(gw), *apikeys.routes(gw)]
         out += [*deliveries.routes(gw), *alert_rules.routes(gw), *ingest.routes(gw)]
-        out += policies.routes(gw)
+        out += [*policies.routes(gw), *incidents.routes(gw)]
     # Last: every change made through any route above is recorded in the audit log, and
     # every answer carries X-RateLimit-* (a caller over the limit gets 429).
     audit_log.audit_routes(out, gw)

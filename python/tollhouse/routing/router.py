@@ -181,6 +181,8 @@ class Router:
         self.shared: SharedRouting | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.once: OnceGate | None = None  # one provider.failover per switch across workers
+        # called on every transition this worker makes (incidents: events/breaker_incidents)
+        self.on_breaker: Callable[[Breaker, State], None] | None = None
 
     # -- lifecycle and shared state ----------------------------------------------------
 
@@ -315,6 +317,11 @@ class Router:
         if breaker.state != "half_open" and self.shared is not None:
             self.transitions.append((breaker.id, breaker.state, time.time()))
             del self.transitions[:-1000]
+        if self.on_breaker is not None:
+            try:
+                self.on_breaker(breaker, old)
+            except Exception as exc:  # a listener must never break a request
+                log.warning("breaker listener failed: %s", exc)
 
     def _announce(self, changes: list[tuple[FailoverPolicy, str, str]]) -> None:
         for policy, action, reason in changes:
