@@ -288,6 +288,18 @@ async def test_ingested_events_failovers_and_blocks_join_the_timeline(
     log.record_event(Event("provider.failover", {**failover, "routeId": "embed"}))
     log.record_event(Event("policy.blocked", {"ruleId": "no-secrets", "model": "prod-chat"}))
     log.record_event(Event("policy.blocked", {"ruleId": "no-secrets", "model": "embed"}))
+    # a block by workspace B's own policy is B's, not default's
+    r = await client.post(
+        f"/v1/workspaces/{other}/policies",
+        json={"name": "no pii", "keywords": ["ssn"]},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    b_policy = r.json()["data"]["id"]
+    log.record_event(Event("policy.blocked", {"ruleId": b_policy, "model": "prod-chat"}))
+    b_incident = await book.open_or_join(
+        other, source_kind="alert_rule", source_ref="rule_b", title="B", severity="low"
+    )
 
     got = (await client.get(f"{BASE}/{iid}", headers=admin)).json()["data"]
     related = got["related_events"]
@@ -296,7 +308,14 @@ async def test_ingested_events_failovers_and_blocks_join_the_timeline(
     ]  # fmt: skip
     assert {e["kind"] for e in related} == {"ingest.runtime", "ingest.change"}
     assert [e["data"]["to"] for e in got["failover_actions"]] == ["azure"]
-    assert [e["data"]["model"] for e in got["policy_violations"]] == ["prod-chat"]
+    assert [e["data"]["ruleId"] for e in got["policy_violations"]] == ["no-secrets"]
+    r = await client.get(
+        f"/v1/workspaces/{other}/incidents/{b_incident.incident_id}", headers=admin
+    )
+    b_got = r.json()["data"]
+    assert [e["data"]["ruleId"] for e in b_got["policy_violations"]] == [b_policy]
+    assert [e["data"]["event_id"] for e in b_got["related_events"]] == ["e9"]  # no route: all
+    assert [e["data"]["workspaceId"] for e in b_got["failover_actions"]] == [other]
     kinds = [e["kind"] for e in got["timeline"]]
     assert kinds[0] == "opened" and len(kinds) == 6
     assert sorted(kinds[1:]) == sorted(

@@ -6,7 +6,8 @@ before an outage is the usual suspect) to its resolution (or now).  Within it:
 
 - ``related_events``: ingested runtime events (``/v1/ingest/runtime``) of the
   incident's workspace whose ``route_id`` is the incident's route or whose ``provider``
-  is its provider, and change events (``/v1/ingest/change``) of its provider;
+  is its provider, and change events (``/v1/ingest/change``) of its provider (an
+  incident naming neither route nor provider, e.g. a cost alert, joins them all);
 - ``failover_actions``: ``provider.failover`` events of the workspace's failover
   policies (on the incident's route, when it has one);
 - ``policy_violations``: ``policy.blocked`` events whose rule is one of the workspace's
@@ -27,7 +28,6 @@ from typing import Any
 import orjson
 
 from tollhouse.control._http import iso
-from tollhouse.control._resources import ids
 from tollhouse.control.audit_chain import audit_for
 from tollhouse.control.incidents_book import Incident
 from tollhouse.events.types import POLICY_BLOCKED, PROVIDER_FAILOVER
@@ -69,7 +69,9 @@ async def join(store: SqlStore, incident: Incident) -> Joined:
     )
     for rid, kind, raw, at in rows:
         event = orjson.loads(raw)
-        if kind == "runtime":
+        if incident.route_id is None and incident.provider is None:
+            hit = True  # a workspace-wide incident (cost, budget): everything around it
+        elif kind == "runtime":
             hit = _same(event.get("route_id"), incident.route_id) or _same(
                 event.get("provider"), incident.provider
             )
@@ -90,18 +92,13 @@ async def join(store: SqlStore, incident: Incident) -> Joined:
             out.failover_actions.append(_entry(e.id, e.ts, PROVIDER_FAILOVER, data))
     blocks = await log.query(event_type=POLICY_BLOCKED, since=since, until=until, limit=_SCAN)
     if blocks:
-        mine = await ids(store, incident.workspace_id, "policies")
+        rows = await store._fetch(
+            "SELECT id, workspace_id FROM workspace_resources WHERE kind = 'policies'"
+        )
+        owner_of = {str(r[0]): str(r[1]) for r in rows}
         for e in blocks:
             data = e.payload.get("data") or {}
-            rule = data.get("ruleId")
-            owner = incident.workspace_id if rule in mine else None
-            if owner is None and incident.workspace_id == "default":
-                others = await store._fetch(
-                    "SELECT 1 FROM workspace_resources WHERE kind = 'policies' AND id = ?",
-                    (str(rule),),
-                )
-                owner = None if others else "default"
-            if owner != incident.workspace_id:
+            if owner_of.get(str(data.get("ruleId")), "default") != incident.workspace_id:
                 continue
             model = data.get("model")
             if (
