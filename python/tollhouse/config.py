@@ -112,6 +112,7 @@ OTHER_SECTIONS = (
     "routing",
     "metrics",
     "limits",
+    "alerts",
 )
 TOP_LEVEL = (
     "server",

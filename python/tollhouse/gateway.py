@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from tollhouse import native
 from tollhouse.config import Config, ModelConfig
+from tollhouse.control import _resources
+from tollhouse.control._delivery_send import send as send_to_target
 from tollhouse.control.audit_chain import audit_for
 from tollhouse.control.incidents_book import IncidentBook, book_for
 from tollhouse.counters import open_counters
@@ -22,6 +24,7 @@ from tollhouse.events.alerts import MemoryOnceGate, OnceGate, RedisOnceGate
 from tollhouse.events.breaker_incidents import BreakerIncidents
 from tollhouse.events.config import parse_webhooks
 from tollhouse.events.dispatcher import WebhookDispatcher
+from tollhouse.events.evaluator import AlertEvaluator, parse_alerts
 from tollhouse.guard.guardrail_store import GuardrailCache, GuardrailStore
 from tollhouse.guard.keys import KeyCache
 from tollhouse.guard.limits import Limiter
@@ -52,6 +55,7 @@ class Gateway:
     started: bool = False
     router: Router = field(init=False)
     breaker_incidents: BreakerIncidents | None = field(init=False, default=None)
+    alerts: AlertEvaluator | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -111,6 +115,14 @@ class Gateway:
         )
         if client is not None:  # breakers and failover policies shared by every worker
             gw.router.share(client, gate)
+        alerts = parse_alerts(config.section("alerts"))
+        if isinstance(store, SqlStore) and alerts.enabled:
+            gw.alerts = AlertEvaluator(
+                store,
+                lambda target, event: send_to_target(gw, target, event),
+                lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
+                config=alerts,
+            )
         return gw
 
     async def start(self) -> None:
@@ -135,6 +147,8 @@ class Gateway:
         for provider in self.providers.values():
             await provider.start()
         await self.security.start(self.store)
+        if self.alerts is not None:
+            await self.alerts.start()
         # Everything built so far lives as long as the worker: keep it out of the cyclic
         # GC's generations so collections on the request path scan only request garbage.
         gc.collect()
@@ -143,6 +157,8 @@ class Gateway:
 
     async def stop(self) -> None:
         self.started = False
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.security.close()
         for provider in self.providers.values():
             try:

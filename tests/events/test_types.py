@@ -7,7 +7,7 @@ from tollhouse.errors import InvalidRequest
 from tollhouse.events.types import EVENT_TYPES, Event, usd
 
 
-def test_the_eight_design_events() -> None:
+def test_the_design_events_and_the_alert_pair() -> None:
     assert EVENT_TYPES == (
         "budget.alert",
         "budget.exceeded",
@@ -17,6 +17,8 @@ def test_the_eight_design_events() -> None:
         "audit.flagged",
         "provider.failover",
         "incident.opened",
+        "alert.fired",
+        "alert.resolved",
     )
 
 

@@ -68,6 +68,10 @@ class Upstream:
         payload = body or orjson.dumps({"error": {"message": f"upstream {status}"}})
         self._fail.extend([(status, payload)] * times)
 
+    def heal(self) -> None:
+        """Drop the failures still queued by ``fail_next``."""
+        self._fail.clear()
+
     def wait_cancelled(self, timeout: float = 5.0) -> bool:
         return self.cancelled.wait(timeout)
 

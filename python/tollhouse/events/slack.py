@@ -17,6 +17,8 @@ _TITLES = {
     "audit.flagged": ":mag: Audit flagged a response",
     "provider.failover": ":twisted_rightwards_arrows: Provider failover",
     "incident.opened": ":rotating_light: Incident opened",
+    "alert.fired": ":rotating_light: Alert firing",
+    "alert.resolved": ":white_check_mark: Alert resolved",
 }
 _MAX_FIELDS = 10  # Slack's limit for a section's fields
 _MAX_FIELD_CHARS = 1900
@@ -37,6 +39,9 @@ def _fmt(value: Any) -> str:
 def summary(event: Event) -> str:
     """One line that names the event and its subject; also the notification text."""
     title = _TITLES.get(event.type, event.type)
+    if event.type.startswith("alert.") and "rule" in event.data:
+        head, detail = f"{title}: {event.data['rule']}", event.data.get("summary")
+        return f"{head} ({detail})" if detail else head
     subject = event.key_name or event.data.get("scope") or event.team_id
     if event.type.startswith("budget.") and "percentUsed" in event.data:
         return f"{title}: {subject} at {_fmt(event.data['percentUsed'])}% of its limit"

@@ -25,6 +25,8 @@ EventType = Literal[
     "audit.flagged",
     "provider.failover",
     "incident.opened",
+    "alert.fired",
+    "alert.resolved",
 ]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 
@@ -36,6 +38,9 @@ POLICY_BLOCKED: Final = "policy.blocked"
 AUDIT_FLAGGED: Final = "audit.flagged"
 PROVIDER_FAILOVER: Final = "provider.failover"
 INCIDENT_OPENED: Final = "incident.opened"
+# An alert rule's condition became true / false again (the background evaluator).
+ALERT_FIRED: Final = "alert.fired"
+ALERT_RESOLVED: Final = "alert.resolved"
 
 MICROS_PER_USD: Final = 1_000_000
 

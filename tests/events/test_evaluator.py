@@ -1,0 +1,345 @@
+"""The alert evaluator in process: rules and targets made through the control API over a
+real SQLite store, spend rows in the store, deliveries to a real HTTP receiver on
+127.0.0.1 through the real dispatcher; the clock is the test's."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from starlette.applications import Starlette
+from tests.control._app import ADMIN, Gw, start_gw, stop_gw
+from tests.support.receiver import Receiver, Reply
+
+from tollhouse import control
+from tollhouse.control import _resources
+from tollhouse.control._delivery_send import send
+from tollhouse.errors import ConfigError
+from tollhouse.events.dispatcher import WebhookDispatcher
+from tollhouse.events.evaluator import AlertEvaluator, AlertsConfig, Transition, parse_alerts
+from tollhouse.events.signing import verify
+from tollhouse.store.base import KeyRecord, SpendRow
+
+T0 = 1_800_000_000.0
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@dataclass
+class EventsGw(Gw):
+    events: WebhookDispatcher | None = None
+
+
+@dataclass
+class Rig:
+    gw: EventsGw
+    client: httpx.AsyncClient
+    rx: Receiver
+    clock: list[float]
+    rows: int = 0
+
+    def evaluator(self, *, skew: float = 0.0, **kw: Any) -> AlertEvaluator:
+        store = self.gw.store
+        return AlertEvaluator(
+            store,
+            lambda target, event: send(self.gw, target, event),
+            lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
+            clock=lambda: self.clock[0] + skew,
+            **kw,
+        )
+
+    async def traffic(self, n: int, status: int = 200, latency_ms: float = 50.0) -> None:
+        rows = []
+        for _ in range(n):
+            self.rows += 1
+            rows.append(
+                SpendRow(
+                    f"gen-{self.rows}",
+                    "k",
+                    "m",
+                    "p",
+                    "m",
+                    self.clock[0] - 1,
+                    status=status,
+                    latency_ms=latency_ms,
+                    cost_micros=1000,
+                )
+            )
+        await self.gw.store.insert_spend(rows)
+
+    async def post(self, path: str, body: dict[str, Any]) -> str:
+        r = await self.client.post(f"/v1/workspaces/default/{path}", json=body, headers=AUTH)
+        assert r.status_code == 201, r.text
+        rid: str = r.json()["data"]["id"]
+        return rid
+
+    async def targets(self) -> tuple[str, str]:
+        hook = await self.post(
+            "deliveries",
+            {"name": "hook", "type": "webhook", "config": {"url": self.rx.url, "secret": "whsec"}},
+        )
+        slack = await self.post(
+            "deliveries",
+            {
+                "name": "slack",
+                "type": "slack",
+                "config": {"webhook_url": self.rx.url_for("/slack")},
+            },
+        )
+        return hook, slack
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    base = await start_gw(f"sqlite:///{tmp_path}/alerts.db")
+    gw = EventsGw(
+        base.config,
+        base.store,
+        base.keys,
+        base.spend,
+        WebhookDispatcher(allow_private=["127.0.0.1"]),
+    )
+    assert gw.events is not None
+    await gw.events.start()
+    app = Starlette(routes=control.routes(gw))
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c,
+            Receiver() as rx,
+        ):
+            yield Rig(gw, c, rx, [T0])
+    finally:
+        await gw.events.stop()
+        await stop_gw(gw)
+
+
+def bodies(rx: Receiver, path: str = "/hook") -> list[dict[str, Any]]:
+    return [orjson.loads(r.body) for r in rx.requests if r.path == path]
+
+
+async def test_fires_once_stays_quiet_while_firing_and_resolves(rig: Rig) -> None:
+    hook, slack = await rig.targets()
+    rid = await rig.post(
+        "alert-rules",
+        {
+            "name": "Errors",
+            "condition": {"metric": "error_rate", "threshold": 0.5, "window_seconds": 60},
+            "delivery_targets": [hook, slack],
+            "severity": "critical",
+        },
+    )
+    ev = rig.evaluator()
+    await rig.traffic(5, 200)
+    assert await ev.run_once() == []  # healthy: nothing
+    await rig.traffic(5, 502)  # 5 of 10 failed: at the threshold
+    fired = await ev.run_once()
+    assert [t.event.type for t in fired] == ["alert.fired"]
+    assert all(r["delivered"] for r in fired[0].results)
+    await rig.rx.wait_for(2)
+    (msg,) = bodies(rig.rx)
+    assert msg["event"] == "alert.fired" and msg["teamId"] == "default"
+    data = msg["data"]
+    assert (data["ruleId"], data["rule"], data["severity"]) == (rid, "Errors", "critical")
+    assert (data["metric"], data["value"], data["threshold"]) == ("error_rate", 0.5, 0.5)
+    assert (data["requests"], data["windowSeconds"], data["status"]) == (10, 60, "firing")
+    hook_req = next(r for r in rig.rx.requests if r.path == "/hook")
+    verify("whsec", hook_req.headers, hook_req.body)  # signed with the target's secret
+    assert hook_req.headers["webhook-id"] == msg["id"]
+    (slack_msg,) = bodies(rig.rx, "/slack")
+    assert "event" not in slack_msg and slack_msg["text"].startswith(":rotating_light: Alert")
+    assert "Errors" in slack_msg["text"] and slack_msg["blocks"][0]["type"] == "section"
+
+    for step in range(4):  # still failing: no second message
+        rig.clock[0] += 5
+        await rig.traffic(2, 500)
+        assert await ev.run_once() == [], step
+    assert len(rig.rx.requests) == 2
+
+    rig.clock[0] += 61  # the failures leave the window; healthy traffic only
+    await rig.traffic(20, 200)
+    resolved = await ev.run_once()
+    assert [t.event.type for t in resolved] == ["alert.resolved"]
+    await rig.rx.wait_for(4)
+    done = bodies(rig.rx)[-1]
+    assert done["event"] == "alert.resolved" and done["data"]["status"] == "resolved"
+    assert done["data"]["firedEventId"] == msg["id"] and done["data"]["value"] == 0.0
+    assert ":white_check_mark:" in bodies(rig.rx, "/slack")[-1]["text"]
+    assert await ev.run_once() == [] and len(rig.rx.requests) == 4
+
+    rig.clock[0] += 5  # failing again: a new firing
+    await rig.traffic(30, 503)
+    assert [t.event.type for t in await ev.run_once()] == ["alert.fired"]
+
+
+async def test_latency_p95_and_no_traffic(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    await rig.post(
+        "alert-rules",
+        {
+            "name": "Slow",
+            "condition": {"metric": "latency", "threshold_ms": 1000, "window_seconds": 30},
+            "delivery_targets": [hook],
+        },
+    )
+    ev = rig.evaluator()
+    assert await ev.run_once() == []  # no requests: no latency, no alert
+    await rig.traffic(19, 200, latency_ms=100.0)
+    await rig.traffic(1, 200, latency_ms=5000.0)  # 1 slow of 20: above p95's rank (19)
+    assert await ev.run_once() == []
+    await rig.traffic(1, 200, latency_ms=5000.0)  # 2 slow of 21: p95 (rank 20) is slow
+    (t,) = await ev.run_once()
+    assert t.event.data["value"] == 5000.0 and t.event.data["unit"] == "ms"
+    assert "latency 5000 ms >= 1000 ms over 30 s" == t.event.data["summary"]
+    rig.clock[0] += 31  # the window empties: no traffic resolves it
+    (r,) = await ev.run_once()
+    assert r.event.type == "alert.resolved" and r.event.data["value"] is None
+
+
+async def test_one_evaluator_holds_the_lease_and_state_survives_it(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    await rig.post(
+        "alert-rules",
+        {
+            "name": "Busy",
+            "condition": {"metric": "requests", "threshold": 3, "window_seconds": 60},
+            "delivery_targets": [hook],
+        },
+    )
+    await rig.traffic(3)
+    config = AlertsConfig(interval_s=1.0)
+    a, b = rig.evaluator(config=config), rig.evaluator(config=config)
+    assert len(await a.run_once()) == 1
+    assert await b.run_once() == [] and b.rounds == 0  # a holds the lease
+    rig.clock[0] += 2
+    assert await a.run_once() == [] and a.rounds == 2
+    rig.clock[0] += 4  # a's lease (3 intervals) lapsed: b takes over, state kept
+    assert await b.run_once() == [] and b.rounds == 1
+    await rig.rx.wait_for(1)
+    assert len(rig.rx.requests) == 1
+    assert await a.run_once() == [] and a.rounds == 2  # b holds it now
+
+
+async def test_racing_evaluators_send_each_change_once(rig: Rig) -> None:
+    """Even when two evaluators both hold the lease (a holder stalled past it), the
+    state row's conditional update lets one of them send each change."""
+    hook, _ = await rig.targets()
+    await rig.post(
+        "alert-rules",
+        {
+            "name": "Errors",
+            "condition": {"metric": "error_rate", "threshold": 0.5, "window_seconds": 10},
+            "delivery_targets": [hook],
+        },
+    )
+    config = AlertsConfig(interval_s=1.0, lease_s=0.001)
+    a, b = rig.evaluator(config=config), rig.evaluator(config=config, skew=0.01)
+    sent: list[str] = []
+    for step in range(12):
+        rig.clock[0] += 11  # a fresh window; every round finds the other's lease lapsed
+        await rig.traffic(4, 500 if step % 4 < 2 else 200)
+        for got in await asyncio.gather(a.run_once(), b.run_once()):
+            sent += [t.event.type for t in got]
+    assert a.rounds == b.rounds == 12
+    assert a.raced + b.raced > 0  # the two did race for the same changes
+    assert sent == ["alert.fired", "alert.resolved"] * 3
+    await rig.rx.wait_for(6)
+    assert [m["event"] for m in bodies(rig.rx)] == sent
+
+
+async def test_stop_releases_the_lease(rig: Rig) -> None:
+    a = rig.evaluator(config=AlertsConfig(interval_s=0.05))
+    b = rig.evaluator(config=AlertsConfig(interval_s=0.05))
+    await a.start()
+    try:
+        async with asyncio.timeout(5):
+            while a.rounds == 0:
+                await asyncio.sleep(0.01)
+    finally:
+        await a.stop()
+    assert await b.run_once() == [] and b.rounds == 1
+
+
+async def test_failed_deliveries_are_retried_on_later_rounds(rig: Rig) -> None:
+    hook, slack = await rig.targets()
+    await rig.post(
+        "alert-rules",
+        {
+            "name": "Spend",
+            "condition": {"metric": "cost", "threshold": 0.005, "window_seconds": 60},
+            "delivery_targets": [hook, slack],
+        },
+    )
+    rig.rx.plan(Reply(503))  # the first message (to the webhook) fails
+    ev = rig.evaluator(config=AlertsConfig(max_attempts=3))
+    await rig.traffic(5)
+    (t,) = await ev.run_once()
+    assert [r["delivered"] for r in t.results] == [False, True]
+    assert t.event.data["value"] == 0.005 and t.event.data["unit"] == "usd"
+    rig.clock[0] += 1
+    assert await ev.run_once() == []
+    await rig.rx.wait_for(3)
+    retried = rig.rx.requests[-1]
+    assert retried.path == "/hook" and orjson.loads(retried.body)["id"] == t.event.id
+    rig.clock[0] += 1
+    await ev.run_once()
+    assert len(rig.rx.requests) == 3  # delivered: not sent again
+
+
+async def test_disabled_rules_are_not_evaluated_and_budget_rules(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    body = {
+        "name": "Budget",
+        "condition": {"metric": "budget", "threshold": 0.8},
+        "delivery_targets": [hook],
+        "enabled": False,
+    }
+    rid = await rig.post("alert-rules", body)
+    seen: list[Transition] = []
+
+    async def hook_fn(t: Transition) -> None:
+        seen.append(t)
+
+    ev = rig.evaluator(on_transition=hook_fn)
+    assert await ev.run_once() == []
+    r = await rig.client.put(
+        f"/v1/workspaces/default/alert-rules/{rid}", json={**body, "enabled": True}, headers=AUTH
+    )
+    assert r.status_code == 200, r.text
+    assert await ev.run_once() == []  # no key has a limit
+    rows = await rig.gw.store._fetch("SELECT state FROM alert_states")
+    assert rows == [("ok",)]
+    now = rig.clock[0]
+    await rig.gw.store.create_key(
+        KeyRecord("k", "team-bot", "gk_...k", now, now, limit_micros=5_000, limit_reset="daily")
+    )
+    await rig.traffic(4)  # 4000 of 5000 micro-dollars today: 80 %
+    (t,) = await ev.run_once()
+    assert t.event.data["value"] == 0.8 and t.event.data["key"] == "team-bot"
+    assert t.event.data["period"] == "daily" and t.event.data["limit"] == 0.005
+    assert seen == [t]
+    await rig.client.delete(f"/v1/workspaces/default/alert-rules/{rid}", headers=AUTH)
+    await ev.run_once()
+    assert await rig.gw.store._fetch("SELECT state FROM alert_states") == []
+    assert seen == [t]
+
+
+def test_config_section() -> None:
+    assert parse_alerts(None) == AlertsConfig()
+    got = parse_alerts({"interval_s": 2, "lease_s": 7.5, "max_attempts": 2, "enabled": False})
+    assert got == AlertsConfig(False, 2.0, 7.5, 2)
+    for bad in (
+        [],
+        {"interval": 1},
+        {"interval_s": 0},
+        {"interval_s": "1"},
+        {"lease_s": -1},
+        {"enabled": "yes"},
+        {"max_attempts": 0},
+    ):
+        with pytest.raises(ConfigError):
+            parse_alerts(bad)
