@@ -24,7 +24,7 @@ from tollhouse.events.alerts import MemoryOnceGate, OnceGate, RedisOnceGate
 from tollhouse.events.breaker_incidents import BreakerIncidents
 from tollhouse.events.config import parse_webhooks
 from tollhouse.events.dispatcher import WebhookDispatcher
-from tollhouse.events.evaluator import AlertEvaluator, parse_alerts
+from tollhouse.events.evaluator import AlertEvaluator, incidents_hook, parse_alerts
 from tollhouse.guard.guardrail_store import GuardrailCache, GuardrailStore
 from tollhouse.guard.keys import KeyCache
 from tollhouse.guard.limits import Limiter
@@ -122,6 +122,7 @@ class Gateway:
                 lambda target, event: send_to_target(gw, target, event),
                 lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
                 config=alerts,
+                on_transition=incidents_hook(book_for(store)),
             )
         return gw
 

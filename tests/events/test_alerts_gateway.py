@@ -165,6 +165,10 @@ async def test_error_rate_and_latency_fire_once_and_resolve(
         assert of_rule(rx, errors) == ["alert.fired", "alert.resolved"]
         assert of_rule(rx, slow) == ["alert.fired", "alert.resolved"]
         assert len(slack_texts(rx)) == 2
+
+        r = await api.client.get("/v1/workspaces/default/incidents", headers=api.admin)
+        sources = sorted((i["source"]["ref"], i["severity"]) for i in r.json()["data"])
+        assert sources == sorted([(errors, "critical"), (slow, "high")])
         await api.client.aclose()
 
 

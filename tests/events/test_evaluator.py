@@ -20,9 +20,16 @@ from tests.support.receiver import Receiver, Reply
 from tollhouse import control
 from tollhouse.control import _resources
 from tollhouse.control._delivery_send import send
+from tollhouse.control.incidents_book import book_for
 from tollhouse.errors import ConfigError
 from tollhouse.events.dispatcher import WebhookDispatcher
-from tollhouse.events.evaluator import AlertEvaluator, AlertsConfig, Transition, parse_alerts
+from tollhouse.events.evaluator import (
+    AlertEvaluator,
+    AlertsConfig,
+    Transition,
+    incidents_hook,
+    parse_alerts,
+)
 from tollhouse.events.signing import verify
 from tollhouse.store.base import KeyRecord, SpendRow
 
@@ -133,7 +140,7 @@ async def test_fires_once_stays_quiet_while_firing_and_resolves(rig: Rig) -> Non
             "severity": "critical",
         },
     )
-    ev = rig.evaluator()
+    ev = rig.evaluator(on_transition=incidents_hook(book_for(rig.gw.store)))
     await rig.traffic(5, 200)
     assert await ev.run_once() == []  # healthy: nothing
     await rig.traffic(5, 502)  # 5 of 10 failed: at the threshold
@@ -173,7 +180,22 @@ async def test_fires_once_stays_quiet_while_firing_and_resolves(rig: Rig) -> Non
 
     rig.clock[0] += 5  # failing again: a new firing
     await rig.traffic(30, 503)
-    assert [t.event.type for t in await ev.run_once()] == ["alert.fired"]
+    (again,) = await ev.run_once()
+    assert again.event.type == "alert.fired"
+
+    # One incident for the rule: opened by the first firing, the rest on its timeline.
+    r = await rig.client.get("/v1/workspaces/default/incidents", headers=AUTH)
+    (incident,) = r.json()["data"]
+    assert incident["source"] == {"kind": "alert_rule", "ref": rid}
+    assert incident["severity"] == "critical" and incident["status"] == "open"
+    assert incident["title"].startswith("Errors: error_rate 0.5 >= 0.5 over 60 s")
+    r = await rig.client.get(f"/v1/workspaces/default/incidents/{incident['id']}", headers=AUTH)
+    timeline = [(e["kind"], e["data"]["event"]["id"]) for e in r.json()["data"]["timeline"]]
+    assert timeline == [
+        ("opened", msg["id"]),
+        ("alert.resolved", done["id"]),
+        ("joined", again.event.id),
+    ]
 
 
 async def test_latency_p95_and_no_traffic(rig: Rig) -> None:

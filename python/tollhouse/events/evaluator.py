@@ -19,6 +19,9 @@ Slack targets get a Slack body).  Targets that failed with a retryable answer st
 row's ``pending`` list and are tried again on the next rounds (same event id, so a
 receiver can de-duplicate), up to ``max_attempts`` attempts.
 
+A rule firing opens (or joins) an incident through the incident book; clearing appends
+``alert.resolved`` to its timeline (``incidents_hook``).
+
 Rules are workspace resources, but virtual keys and teams do not belong to a workspace:
 every workspace's rule measures the whole gateway's traffic.  Events carry the workspace
 id as ``teamId`` (as the rule's ``test`` call does).
@@ -40,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from tollhouse.control.incidents_book import IncidentBook
 from tollhouse.errors import ConfigError, NotFound, TollhouseError
 from tollhouse.events.alert_window import (
     BudgetUse,
@@ -163,6 +167,34 @@ class Transition:
 
 # Called after a rule fires or resolves (the incidents book joins it there).
 OnTransition = Callable[[Transition], Awaitable[None]]
+
+
+def incidents_hook(book: IncidentBook) -> OnTransition:
+    """A rule firing opens an incident (source ``alert_rule``, ref the rule id, the rule's
+    severity) or joins the one still open for the rule; clearing appends
+    ``alert.resolved`` to it (a person resolves the incident)."""
+
+    async def on_transition(t: Transition) -> None:
+        rule = t.rule
+        if t.event.type == ALERT_FIRED:
+            await book.open_or_join(
+                rule.workspace_id,
+                source_kind="alert_rule",
+                source_ref=rule.id,
+                title=f"{rule.name}: {t.event.data['summary']}",
+                severity=rule.severity,
+                event=t.event,
+            )
+        else:
+            await book.append_to_source(
+                rule.workspace_id,
+                source_kind="alert_rule",
+                source_ref=rule.id,
+                kind=ALERT_RESOLVED,
+                data={"event": t.event.payload()},
+            )
+
+    return on_transition
 
 
 def _iso(ts: float) -> str:
