@@ -22,6 +22,17 @@ from tollhouse.control._access import now, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._schema import (
+    PAGE,
+    TIMESTAMP,
+    Schema,
+    envelope,
+    listing,
+    obj,
+    query,
+    sort_param,
+    spec,
+)
 from tollhouse.errors import NotFound, ValidationError
 from tollhouse.store import SqlStore
 
@@ -40,6 +51,15 @@ class Kind:
     show: Callable[[Record], Record]
     filters: tuple[str, ...]
     sorts: tuple[str, ...]
+    body: Schema | None = None  # what ``parse`` accepts (/openapi.json)
+    item: Schema | None = None  # what ``show`` renders, without id and timestamps
+
+    def shown(self) -> Schema:
+        """The record as the API answers it."""
+        props: dict[str, Schema] = {"id": {"type": "string"}}
+        props.update((self.item or {}).get("properties", {}))
+        props.update(created_at=TIMESTAMP, updated_at=TIMESTAMP)
+        return obj(props, ["id", "created_at", "updated_at"], closed=False)
 
 
 async def load(store: SqlStore, workspace_id: str, kind: str) -> list[Record]:
@@ -108,7 +128,16 @@ def routes(gw: ControlGateway, kind: Kind) -> list[BaseRoute]:
     async def _one(wid: str, rid: str) -> Record:
         return await one(store, wid, kind.segment, rid, kind.noun)
 
+    sorts = (*kind.sorts, "created_at", "updated_at", "name")
+    filters = tuple(query(name, {"type": "string"}, "equals") for name in kind.filters)
+    item = kind.shown()
+
     @endpoint
+    @spec(
+        f"the workspace's {kind.noun} list",
+        params=(*PAGE, sort_param(sorts), *filters),
+        response=listing(item),
+    )
     async def list_all(request: Request) -> Response:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "viewer")
@@ -120,12 +149,8 @@ def routes(gw: ControlGateway, kind: Kind) -> list[BaseRoute]:
                 records = [r for r in records if _text(r.get(name)) == wanted]
         sort = request.query_params.get("sort") or "created_at:asc"
         field, _, direction = sort.partition(":")
-        if field not in (*kind.sorts, "created_at", "updated_at", "name") or direction not in (
-            "asc",
-            "desc",
-            "",
-        ):
-            choices = ", ".join((*kind.sorts, "created_at", "updated_at", "name"))
+        if field not in sorts or direction not in ("asc", "desc", ""):
+            choices = ", ".join(sorts)
             raise ValidationError(
                 "invalid sort", {"sort": f"field:asc|desc, field one of {choices}"}
             )
@@ -139,6 +164,7 @@ def routes(gw: ControlGateway, kind: Kind) -> list[BaseRoute]:
         return response
 
     @endpoint
+    @spec(f"create a {kind.noun} (member)", body=kind.body, status=201, response=envelope(item))
     async def create(request: Request) -> Response:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "member")
@@ -153,12 +179,14 @@ def routes(gw: ControlGateway, kind: Kind) -> list[BaseRoute]:
         return json_response({"data": kind.show(await _one(wid, rid))}, status=201)
 
     @endpoint
+    @spec(f"one {kind.noun}", response=envelope(item))
     async def read(request: Request) -> Response:
         wid, rid = request.path_params["id"], request.path_params["rid"]
         await require_role(request, gw, wid, "viewer")
         return json_response({"data": kind.show(await _one(wid, rid))})
 
     @endpoint
+    @spec(f"replace a {kind.noun} (member)", body=kind.body, response=envelope(item))
     async def replace(request: Request) -> Response:
         wid, rid = request.path_params["id"], request.path_params["rid"]
         await require_role(request, gw, wid, "member")
@@ -173,6 +201,10 @@ def routes(gw: ControlGateway, kind: Kind) -> list[BaseRoute]:
         return json_response({"data": kind.show(await _one(wid, rid))})
 
     @endpoint
+    @spec(
+        f"delete a {kind.noun} (member)",
+        response=envelope(obj({"id": {"type": "string"}, "deleted": {"const": True}})),
+    )
     async def delete(request: Request) -> Response:
         wid, rid = request.path_params["id"], request.path_params["rid"]
         await require_role(request, gw, wid, "member")

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from tollhouse.control._schema import Schema
 from tollhouse.errors import ValidationError
 
 DEFAULT_LIMIT = 25
@@ -62,15 +63,38 @@ def query_str(request: Request, name: str, *, max_len: int = 200) -> str | None:
 
 
 class Body:
-    """Collects per-field errors over a JSON body; ``done()`` raises one 422 with all."""
+    """Collects per-field errors over a JSON body; ``done()`` raises one 422 with all.
 
-    def __init__(self, data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    ``schema`` is the route's declared body schema (``_schema.obj``): its properties are
+    the allowed fields, its ``required`` list the fields that must be there (``null``
+    counts as absent), and ``text``/``choice`` take their length and options from it.
+    A bare tuple of field names still works for callers that declare nothing.
+    """
+
+    def __init__(self, data: dict[str, Any], schema: Schema | tuple[str, ...]) -> None:
         self.data = data
+        if isinstance(schema, dict):
+            self.props: dict[str, Schema] = schema.get("properties", {})
+            self.required: frozenset[str] = frozenset(schema.get("required", ()))
+        else:
+            self.props = {name: {} for name in schema}
+            self.required = frozenset()
         self.errors: dict[str, str] = {
-            name: "unknown field" for name in data if name not in allowed
+            name: "unknown field" for name in data if name not in self.props
         }
+        self.errors.update({name: "required" for name in self.required if data.get(name) is None})
 
-    def text(self, name: str, *, required: bool = False, max_len: int = 200) -> str | None:
+    def _prop(self, name: str) -> Schema:
+        if name not in self.props:
+            raise KeyError(f"field {name!r} is not in the declared body schema")
+        return self.props[name]
+
+    def text(
+        self, name: str, *, required: bool | None = None, max_len: int | None = None
+    ) -> str | None:
+        prop = self._prop(name)
+        required = name in self.required if required is None else required
+        max_len = max_len or prop.get("maxLength", 200)
         value = self.data.get(name)
         if value is None:
             if required:
@@ -84,7 +108,17 @@ class Body:
             return None
         return value.strip()
 
-    def choice(self, name: str, options: tuple[str, ...], *, required: bool = False) -> str | None:
+    def choice(
+        self,
+        name: str,
+        options: tuple[str, ...] | None = None,
+        *,
+        required: bool | None = None,
+    ) -> str | None:
+        prop = self._prop(name)
+        required = name in self.required if required is None else required
+        if options is None:
+            options = tuple(o for o in prop.get("enum", ()) if o is not None)
         value = self.data.get(name)
         if value is None:
             if required:

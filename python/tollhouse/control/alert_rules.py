@@ -19,6 +19,20 @@ from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._delivery_send import send, test_event
 from tollhouse.control._http import endpoint, json_response
+from tollhouse.control._schema import (
+    ANY_OBJECT,
+    NO_BODY,
+    Schema,
+    array,
+    boolean,
+    choice,
+    envelope,
+    integer,
+    number,
+    obj,
+    spec,
+    text,
+)
 from tollhouse.control._validation import Body
 from tollhouse.control.deliveries import SEVERITIES
 from tollhouse.errors import NotFound
@@ -26,6 +40,36 @@ from tollhouse.store import SqlStore
 
 METRICS = ("latency", "error_rate", "cost", "tokens", "requests", "budget")
 MAX_WINDOW = 7 * 86_400
+_WINDOW = {**integer(10, MAX_WINDOW), "default": 300}
+
+
+def _condition(metric: str) -> Schema:
+    wanted = "threshold_ms" if metric == "latency" else "threshold"
+    top = 1 if metric in ("error_rate", "budget") else None
+    return obj(
+        {"metric": {"const": metric}, wanted: number(0, top), "window_seconds": _WINDOW},
+        ["metric", wanted],
+    )
+
+
+CONDITION: Schema = {
+    "oneOf": [_condition(m) for m in METRICS],
+    "description": "latency takes threshold_ms; error_rate and budget a fraction 0..1",
+}
+BODY = obj(
+    {
+        "name": text(),
+        "condition": CONDITION,
+        "delivery_targets": {
+            **array({"type": "string"}, max_items=20),
+            "description": "delivery target ids of this workspace",
+        },
+        "severity": choice(SEVERITIES, nullable=True, default="medium"),
+        "enabled": boolean(default=True),
+    },
+    ["name", "condition"],
+)
+ITEM = obj({**BODY["properties"], "condition": {"type": "object"}})
 
 
 def _number(value: Any) -> bool:
@@ -55,13 +99,11 @@ def _condition_errors(cond: Any) -> dict[str, str]:
 
 
 async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    body = Body(data, ("name", "condition", "delivery_targets", "severity", "enabled"))
-    name = body.text("name", required=True)
-    severity = body.choice("severity", SEVERITIES) or "medium"
+    body = Body(data, BODY)
+    name = body.text("name")
+    severity = body.choice("severity") or "medium"
     cond = data.get("condition")
-    if cond is None:
-        body.errors["condition"] = "required"
-    else:
+    if cond is not None:
         body.errors.update(_condition_errors(cond))
     targets = data.get("delivery_targets", [])
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
@@ -97,6 +139,8 @@ KIND = _resources.Kind(
     show=lambda r: r,
     filters=("severity", "enabled"),
     sorts=("severity",),
+    body=BODY,
+    item=ITEM,
 )
 
 
@@ -104,6 +148,11 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     store = sql_store(gw)
 
     @endpoint
+    @spec(
+        "send a test alert to each of the rule's targets now (member)",
+        body=NO_BODY,
+        response=envelope(obj({"event_id": {"type": "string"}, "results": array(ANY_OBJECT)})),
+    )
     async def fire_test(request: Request) -> Response:
         """Send a test alert for the rule to each of its delivery targets, now."""
         wid, rid = request.path_params["id"], request.path_params["rid"]

@@ -19,12 +19,26 @@ from tollhouse.control._access import KEY_PREFIX, RANK, ROLES, now, require_role
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._schema import PAGE, TIMESTAMP, choice, envelope, listing, obj, spec, text
 from tollhouse.control._validation import Body
 from tollhouse.errors import Forbidden, NotFound
 from tollhouse.guard.keys import hash_key
 
 _SELECT = (
     "SELECT id, workspace_id, name, role, label, created_at, revoked_at FROM workspace_api_keys"
+)
+
+BODY = obj({"name": text(), "role": choice(ROLES, nullable=True, default="member")}, ["name"])
+API_KEY = obj(
+    {
+        "id": {"type": "string"},
+        "workspace_id": {"type": "string"},
+        "name": {"type": "string"},
+        "role": choice(ROLES),
+        "label": {"type": "string"},
+        "created_at": TIMESTAMP,
+        "revoked_at": TIMESTAMP,
+    }
 )
 
 
@@ -48,6 +62,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     store = sql_store(gw)
 
     @endpoint
+    @spec("the workspace's API keys (admin)", params=PAGE, response=listing(API_KEY))
     async def list_keys(request: Request) -> Response:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "admin")
@@ -68,12 +83,18 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return response
 
     @endpoint
+    @spec(
+        "create a workspace API key; the raw key is in this answer only",
+        body=BODY,
+        status=201,
+        response=envelope(API_KEY, key={"type": "string"}),
+    )
     async def create_key(request: Request) -> Response:
         wid = request.path_params["id"]
         p = await require_role(request, gw, wid, "admin")
-        body = Body(await json_object(request), ("name", "role"))
-        name = body.text("name", required=True)
-        role = body.choice("role", ROLES) or "member"
+        body = Body(await json_object(request), BODY)
+        name = body.text("name")
+        role = body.choice("role") or "member"
         body.done()
         mine = p.role_in(wid) or "viewer"
         if RANK[role] > RANK[mine]:
@@ -102,6 +123,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": api_key_json(shown), "key": raw}, status=201)
 
     @endpoint
+    @spec("revoke a workspace API key", response=envelope(API_KEY, revoked={"type": "boolean"}))
     async def revoke_key(request: Request) -> Response:
         wid, kid = request.path_params["id"], request.path_params["keyId"]
         await require_role(request, gw, wid, "admin")

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tollhouse.control._auth import ControlGateway, is_admin, require_admin
 from tollhouse.control._http import endpoint, json_response
+from tollhouse.control._schema import ADMIN, ANY_OBJECT, LIMIT, TIME_RANGE, array, obj, query, spec
 from tollhouse.control._validation import query_limit, query_str, query_time
 from tollhouse.control.audit_chain import AuditLog, audit_for
 from tollhouse.errors import InvalidKey, ValidationError
@@ -109,6 +110,22 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return []
 
     @endpoint
+    @spec(
+        "audit log entries, newest first",
+        params=(
+            LIMIT,
+            query("cursor", {"type": "string", "pattern": "^[0-9]{1,20}$"}, "nextCursor"),
+            *TIME_RANGE,
+            query("actor"),
+            query("eventType"),
+            query("workspaceId"),
+        ),
+        response=obj(
+            {"entries": array(ANY_OBJECT), "nextCursor": {"type": ["string", "null"]}},
+            ["entries", "nextCursor"],
+        ),
+        auth=ADMIN,
+    )
     async def logs(request: Request) -> Response:
         require_admin(request, gw)
         limit = query_limit(request)
@@ -144,6 +161,13 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return response
 
     @endpoint
+    @spec(
+        "check the whole hash chain",
+        response=obj(
+            {"valid": {"type": "boolean"}, "checkedCount": {"type": "integer"}}, closed=False
+        ),
+        auth=ADMIN,
+    )
     async def verify(request: Request) -> Response:
         require_admin(request, gw)
         return json_response(await audit_of(gw).verify())

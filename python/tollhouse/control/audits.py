@@ -12,12 +12,14 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import admin_or_key
 from tollhouse.control._http import endpoint, json_response
+from tollhouse.control._schema import ADMIN_OR_VIRTUAL_KEY, ANY_OBJECT, spec
 from tollhouse.control.security import SecurityGateway
 from tollhouse.errors import NotFound
 
 
 def routes(gw: SecurityGateway) -> list[BaseRoute]:
     @endpoint
+    @spec("the verdict of a double-check AI audit", response=ANY_OBJECT, auth=ADMIN_OR_VIRTUAL_KEY)
     async def get_audit(request: Request) -> Response:
         caller = admin_or_key(request, gw)
         verdict = gw.security.auditor.get(str(request.path_params["id"]))

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import ControlGateway, admin_or_key
 from tollhouse.control._http import endpoint, json_response
+from tollhouse.control._schema import ADMIN_OR_VIRTUAL_KEY, envelope, number, obj, spec
 from tollhouse.guard.budgets import window
 
 MICROS = 1_000_000
@@ -26,6 +27,11 @@ def _usd(micros: int) -> float:
 
 def routes(gw: ControlGateway) -> list[BaseRoute]:
     @endpoint
+    @spec(
+        "total spend limit and usage, USD",
+        response=envelope(obj({"total_credits": number(), "total_usage": number()})),
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def credits(request: Request) -> Response:
         caller = admin_or_key(request, gw)
         if caller is None:

@@ -16,6 +16,17 @@ from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._delivery_send import send, test_event
 from tollhouse.control._http import endpoint, json_response
+from tollhouse.control._schema import (
+    NO_BODY,
+    array,
+    boolean,
+    choice,
+    envelope,
+    integer,
+    obj,
+    spec,
+    text,
+)
 from tollhouse.control._validation import Body
 from tollhouse.store import SqlStore
 
@@ -27,6 +38,38 @@ _CONFIG: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # (required, op
     "slack": (("webhook_url",), ("channel",)),
     "email": (("to", "smtp_host"), ("smtp_port", "from", "smtp_user", "smtp_password", "starttls")),
 }
+
+_URL = {
+    "type": "string",
+    "maxLength": 2000,
+    "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
+}
+_EMAIL = {"type": "string", "minLength": 3, "maxLength": 320, "pattern": "^[^@]*@[^@]*$"}
+_SECRET = text(500, nullable=True)
+CONFIGS = {
+    "webhook": obj({"url": _URL, "secret": _SECRET}, ["url"]),
+    "slack": obj({"webhook_url": _URL, "channel": _SECRET}, ["webhook_url"]),
+    "email": obj(
+        {
+            "to": array(_EMAIL, min_items=1),
+            "smtp_host": text(500),
+            "smtp_port": integer(1, 65535, nullable=True),
+            "from": {**_EMAIL, "type": ["string", "null"]},
+            "smtp_user": _SECRET,
+            "smtp_password": _SECRET,
+            "starttls": boolean(nullable=True),
+        },
+        ["to", "smtp_host"],
+    ),
+}
+_COMMON = {"name": text(), "default_severity": choice(SEVERITIES, nullable=True, default="medium")}
+BODY = obj(
+    {**_COMMON, "type": choice(TYPES), "config": {"type": "object"}}, ["name", "type", "config"]
+)
+BODY["oneOf"] = [
+    {"properties": {"type": {"const": kind}, "config": config}} for kind, config in CONFIGS.items()
+]
+ITEM = obj({**_COMMON, "type": choice(TYPES), "config": {"type": "object"}})
 
 
 def _is_url(value: Any) -> bool:
@@ -68,14 +111,12 @@ def _config_errors(kind: str, config: Any) -> dict[str, str]:
 
 
 async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    body = Body(data, ("name", "type", "config", "default_severity"))
-    name = body.text("name", required=True)
-    kind = body.choice("type", TYPES, required=True)
-    severity = body.choice("default_severity", SEVERITIES) or "medium"
+    body = Body(data, BODY)
+    name = body.text("name")
+    kind = body.choice("type")
+    severity = body.choice("default_severity") or "medium"
     config = data.get("config")
-    if config is None:
-        body.errors["config"] = "required"
-    elif kind is not None:
+    if config is not None and kind is not None:
         body.errors.update(_config_errors(kind, config))
     body.done()
     return {"name": name, "type": kind, "config": config, "default_severity": severity}
@@ -97,6 +138,8 @@ KIND = _resources.Kind(
     show=show,
     filters=("type", "default_severity"),
     sorts=("type", "default_severity"),
+    body=BODY,
+    item=ITEM,
 )
 
 
@@ -104,6 +147,11 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     store = sql_store(gw)
 
     @endpoint
+    @spec(
+        "send a test message to the target now (member)",
+        body=NO_BODY,
+        response=envelope(obj({"delivered": {"type": "boolean"}}, ["delivered"], closed=False)),
+    )
     async def verify(request: Request) -> Response:
         wid, rid = request.path_params["id"], request.path_params["rid"]
         await require_role(request, gw, wid, "member")

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import admin_or_key
 from tollhouse.control._http import endpoint, json_object, json_response
+from tollhouse.control._schema import ADMIN_OR_VIRTUAL_KEY, Schema, number, obj, spec
 from tollhouse.control.guardrails import LimitsGateway
 from tollhouse.errors import ValidationError
 from tollhouse.guard.budgets import PERIOD_ALIASES, Budget, Metric, Period
@@ -36,6 +37,38 @@ _UNITS: dict[str, tuple[str, ...]] = {
     "requests": ("requests",),
 }
 _SEVERITY = {"block": 0, "throttle": 1, "route": 2}
+_SCOPE: Schema = {"type": ["string", "null"], "minLength": 1, "maxLength": 200}
+BODY = obj(
+    {
+        **{name: _SCOPE for name in _TOP[:5]},
+        "metric": obj(
+            {
+                "type": {"enum": list(_UNITS)},
+                "unit": {"enum": [*(u for units in _UNITS.values() for u in units), None]},
+                "value": number(0, 1e15),
+                "window": {"enum": [*PERIOD_ALIASES, None]},
+            },
+            ["type", "value"],
+        )
+        | {
+            "oneOf": [
+                {"properties": {"type": {"const": kind}, "unit": {"enum": [*units, None]}}}
+                for kind, units in _UNITS.items()
+            ]
+        },
+    },
+    ["metric"],
+)
+DECISION = obj(
+    {
+        "allowed": {"type": "boolean"},
+        "action": {"enum": ["allow", *_SEVERITY]},
+        "routeTarget": {"type": ["string", "null"]},
+        "guardrailId": {"type": ["string", "null"]},
+        "message": {"type": "string"},
+    },
+    ["allowed", "action", "routeTarget", "guardrailId", "message"],
+)
 _VERB = {"block": "Block", "throttle": "Throttle", "route": "Reroute"}
 
 
@@ -149,6 +182,12 @@ def _what(b: Budget, g: Guardrail | None) -> str:
 
 def routes(gw: LimitsGateway) -> list[BaseRoute]:
     @endpoint
+    @spec(
+        "would this usage stay within policy? (reads the counters, reserves nothing)",
+        body=BODY,
+        response=DECISION,
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def check(request: Request) -> Response:
         caller = admin_or_key(request, gw)
         req = parse_check(await json_object(request), caller.hash if caller else None)

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control._access import Role, require_role
 from tollhouse.control._auth import require_admin
 from tollhouse.control._http import endpoint, json_object, json_response
+from tollhouse.control._schema import ANY_OBJECT, Schema, array, envelope, obj, spec
 from tollhouse.control.routing import RoutingGateway
 from tollhouse.errors import ValidationError
 from tollhouse.routing.failover import policy_json
@@ -29,6 +30,47 @@ from tollhouse.store import SqlStore
 
 _PATH = "/v1/workspaces/{workspace}/failover-policies"
 _MAX_ID = 128
+_ENDPOINT: Schema = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        obj({"id": {"type": "string", "minLength": 1}}, ["id"], closed=False),
+    ],
+    "description": "a provider name or deployment id of the route",
+}
+_POSITIVE = {"type": ["number", "null"], "exclusiveMinimum": 0}
+BODY = obj(
+    {
+        "route_id": {"type": "string", "minLength": 1, "description": "a model name"},
+        "primary_endpoint": _ENDPOINT,
+        "fallback_endpoints": array(_ENDPOINT, min_items=1),
+        "conditions": {
+            **obj(
+                {
+                    "latency_threshold_ms": _POSITIVE,
+                    "error_rate_threshold": {**_POSITIVE, "maximum": 1},
+                },
+                closed=False,
+            ),
+            "minProperties": 1,
+        },
+    },
+    ["route_id", "primary_endpoint", "fallback_endpoints", "conditions"],
+    closed=False,
+)
+POLICY = obj(
+    {
+        "id": {"type": "string"},
+        "workspace_id": {"type": "string"},
+        "status": {"enum": ["active", "failed_over"]},
+        "route_id": {"type": "string"},
+        "primary_endpoint": ANY_OBJECT,
+        "fallback_endpoints": array(ANY_OBJECT),
+        "conditions": ANY_OBJECT,
+        "current_endpoint": {"type": "string"},
+    },
+    ["id", "status", "route_id"],
+    closed=False,
+)
 
 
 def _workspace(request: Request) -> str:
@@ -52,6 +94,8 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
         return policy_json(policies.get(ws, policy_id), router.registry, router.board.get)
 
     @endpoint
+    @spec("the workspace's failover policies", method="GET", response=envelope(array(POLICY)))
+    @spec("create a failover policy (admin)", method="POST", body=BODY, status=201, response=POLICY)
     async def collection(request: Request) -> Response:
         ws = _workspace(request)
         await allow(request, ws, "admin" if request.method == "POST" else "viewer")
@@ -64,6 +108,8 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
         return json_response({"data": data})
 
     @endpoint
+    @spec("one failover policy with its live status", method="GET", response=POLICY)
+    @spec("delete a failover policy (admin)", method="DELETE", status=204)
     async def item(request: Request) -> Response:
         ws = _workspace(request)
         await allow(request, ws, "admin" if request.method == "DELETE" else "viewer")

@@ -15,8 +15,25 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control._http import endpoint, iso, json_object, json_response, query_int
+from tollhouse.control._schema import (
+    ADMIN,
+    ANY_OBJECT,
+    Op,
+    Param,
+    Schema,
+    array,
+    boolean,
+    declare,
+    envelope,
+    integer,
+    number,
+    obj,
+    query,
+    spec,
+)
 from tollhouse.errors import NotFound, ValidationError
 from tollhouse.guard import guardrails as model
+from tollhouse.guard.budgets import PERIOD_ALIASES
 from tollhouse.guard.guardrail_store import GuardrailCache, GuardrailStore, Kind
 from tollhouse.guard.limits import Limiter
 
@@ -26,6 +43,52 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _FIELD = {"key": "key_hashes", "member": "member_user_ids"}
 _ITEM = {"key": "key_hash", "member": "member_user_id"}
+
+
+def _field(name: str) -> Schema:
+    """The schema of one guardrail field (``guard.guardrails._check`` validates it)."""
+    if name == "name":
+        return {"type": "string", "maxLength": 200, "pattern": r"\S"}
+    if name in model._STRS:
+        return {"type": ["string", "null"], "minLength": 1}
+    if name in model._LISTS:
+        return array({"type": "string", "minLength": 1}, max_items=1000, nullable=True)
+    if name == "limit_usd":
+        return number(0, 1e9, nullable=True)
+    if name in ("limit_tokens", "limit_requests"):
+        return integer(0, 10**15, nullable=True)
+    if name == "reset_interval":
+        return {"enum": [*PERIOD_ALIASES, None]}
+    if name == "enforce_zdr":
+        return boolean()
+    if name == "action":
+        return {"enum": list(model.ACTIONS)}
+    raise KeyError(f"guardrail field {name!r} has no schema")
+
+
+_FIELDS = {name: _field(name) for name in model.FIELDS}
+_ROUTE_RULE: Schema = {
+    "if": {"properties": {"action": {"const": "route"}}, "required": ["action"]},
+    "then": {"properties": {"route_target": {"type": "string"}}, "required": ["route_target"]},
+}
+CREATE = obj(_FIELDS, ["name"]) | _ROUTE_RULE
+PATCH = obj(_FIELDS) | _ROUTE_RULE
+GUARDRAIL = obj(
+    {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}}, closed=False
+)
+PAGE_PARAMS: tuple[Param, ...] = (
+    query("offset", integer(0)),
+    query("limit", integer(0, PAGE_MAX)),
+)
+_HASHES = array({"type": "string", "pattern": "^[0-9a-f]{64}$"}, min_items=1, max_items=MAX_BULK)
+_MEMBERS = array(
+    {"type": "string", "minLength": 1, "maxLength": 200}, min_items=1, max_items=MAX_BULK
+)
+ASSIGN = {
+    "key": obj({"key_hashes": _HASHES}, ["key_hashes"]),
+    "member": obj({"member_user_ids": _MEMBERS}, ["member_user_ids"]),
+}
+_PAGE_OF = obj({"data": array(ANY_OBJECT), "total_count": integer(0)}, ["data", "total_count"])
 
 
 @runtime_checkable
@@ -73,6 +136,7 @@ def routes(gw: LimitsGateway) -> list[BaseRoute]:
         return g
 
     @endpoint
+    @spec("guardrails", params=PAGE_PARAMS, response=_PAGE_OF, auth=ADMIN)
     async def list_guardrails(request: Request) -> Response:
         require_admin(request, gw)
         offset = query_int(request, "offset", 0)
@@ -81,6 +145,7 @@ def routes(gw: LimitsGateway) -> list[BaseRoute]:
         return json_response({"data": [g.to_json() for g in items], "total_count": total})
 
     @endpoint
+    @spec("create a guardrail", body=CREATE, status=201, response=envelope(GUARDRAIL), auth=ADMIN)
     async def create_guardrail(request: Request) -> Response:
         require_admin(request, gw)
         g = model.create(await json_object(request))
@@ -89,11 +154,13 @@ def routes(gw: LimitsGateway) -> list[BaseRoute]:
         return json_response({"data": g.to_json()}, status=201)
 
     @endpoint
+    @spec("one guardrail", response=envelope(GUARDRAIL), auth=ADMIN)
     async def get_guardrail(request: Request) -> Response:
         require_admin(request, gw)
         return json_response({"data": (await _existing(_gid(request))).to_json()})
 
     @endpoint
+    @spec("change a guardrail", body=PATCH, response=envelope(GUARDRAIL), auth=ADMIN)
     async def update_guardrail(request: Request) -> Response:
         require_admin(request, gw)
         g = model.update(await _existing(_gid(request)), await json_object(request))
@@ -103,6 +170,7 @@ def routes(gw: LimitsGateway) -> list[BaseRoute]:
         return json_response({"data": g.to_json()})
 
     @endpoint
+    @spec("delete a guardrail", response=obj({"deleted": {"const": True}}), auth=ADMIN)
     async def delete_guardrail(request: Request) -> Response:
         require_admin(request, gw)
         if not await repo().delete(_gid(request)):
@@ -127,6 +195,11 @@ def routes(gw: LimitsGateway) -> list[BaseRoute]:
             ]
             return json_response({"data": data, "total_count": total})
 
+        declare(
+            handler,
+            None,
+            Op(f"{kind} assignments", params=PAGE_PARAMS, response=_PAGE_OF, auth=ADMIN),
+        )
         return handler
 
     def _bulk(kind: Kind, *, remove: bool) -> Any:
@@ -150,6 +223,10 @@ def routes(gw: LimitsGateway) -> list[BaseRoute]:
             await gw.guardrails.refresh()
             return json_response(out)
 
+        verb = "unassigned_count" if remove else "assigned_count"
+        answer = obj({verb: integer(0)}, [verb])
+        summary = f"{'unassign' if remove else 'assign'} {kind}s"
+        declare(handler, None, Op(summary, body=ASSIGN[kind], response=answer, auth=ADMIN))
         return handler
 
     base = "/v1/guardrails"

@@ -24,12 +24,59 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control._access import principal, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
+from tollhouse.control._schema import (
+    Param,
+    Schema,
+    envelope,
+    number,
+    obj,
+    query,
+    spec,
+    text,
+)
 from tollhouse.control._validation import Body, parse_time
 from tollhouse.errors import Conflict, ValidationError
 
-_RUNTIME = ("route_id", "event_id", "timestamp", "type", "provider", "model", "status",
-            "latency_ms", "error", "attributes")  # fmt: skip
-_CHANGE = ("provider", "change_id", "classification", "timestamp", "description", "attributes")
+_TIME: Schema = {
+    "anyOf": [{"type": "string", "format": "date-time"}, number(0, 253_402_300_799)],
+    "description": "ISO 8601 time or UNIX seconds",
+}
+_ATTRIBUTES: Schema = {"type": "object", "description": "free-form"}
+RUNTIME = obj(
+    {
+        "route_id": text(),
+        "event_id": text(),
+        "timestamp": _TIME,
+        **{name: text(nullable=True) for name in ("type", "provider", "model", "error")},
+        "status": number(0, 999, nullable=True),
+        "latency_ms": number(0, 86_400_000, nullable=True),
+        "attributes": _ATTRIBUTES,
+    },
+    ["route_id", "event_id", "timestamp"],
+)
+CHANGE = obj(
+    {
+        "provider": text(),
+        "change_id": text(),
+        "classification": text(100),
+        "description": text(5000, nullable=True),
+        "timestamp": {**_TIME, "anyOf": [*_TIME["anyOf"], {"type": "null"}]},
+        "attributes": _ATTRIBUTES,
+    },
+    ["provider", "change_id", "classification"],
+)
+_PARAMS = (
+    Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
+          where="header", required=True, description="a replay gets the first answer"),
+    query("workspace", description="the admin key's target workspace (default: default)"),
+)  # fmt: skip
+_ACCEPTED = envelope(
+    obj(
+        {"id": {"type": "string"}, "kind": {"type": "string"}, "workspace_id": {"type": "string"}},
+        ["id", "kind", "workspace_id"],
+        closed=False,
+    )
+)
 _INSERT = (
     "INSERT INTO ingest_events (scope, idem_key, id, kind, body_hash, event, response, "
     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -37,11 +84,8 @@ _INSERT = (
 
 
 def _runtime(data: dict[str, Any]) -> dict[str, Any]:
-    body = Body(data, _RUNTIME)
-    out: dict[str, Any] = {
-        "route_id": body.text("route_id", required=True),
-        "event_id": body.text("event_id", required=True),
-    }
+    body = Body(data, RUNTIME)
+    out: dict[str, Any] = {"route_id": body.text("route_id"), "event_id": body.text("event_id")}
     for name in ("type", "provider", "model", "error"):
         out[name] = body.text(name)
     for name, lo, hi in (("status", 0, 999), ("latency_ms", 0, 86_400_000)):
@@ -56,12 +100,12 @@ def _runtime(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _change(data: dict[str, Any]) -> dict[str, Any]:
-    body = Body(data, _CHANGE)
+    body = Body(data, CHANGE)
     out: dict[str, Any] = {
-        "provider": body.text("provider", required=True),
-        "change_id": body.text("change_id", required=True),
-        "classification": body.text("classification", required=True, max_len=100),
-        "description": body.text("description", max_len=5000),
+        "provider": body.text("provider"),
+        "change_id": body.text("change_id"),
+        "classification": body.text("classification"),
+        "description": body.text("description"),
         "timestamp": _timestamp(body, data, required=False),
         "attributes": _attributes(body, data),
     }
@@ -147,10 +191,24 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return response
 
     @endpoint
+    @spec(
+        "a runtime event, exactly once",
+        body=RUNTIME,
+        params=_PARAMS,
+        status=202,
+        response=_ACCEPTED,
+    )
     async def runtime(request: Request) -> Response:
         return await ingest(request, "runtime")
 
     @endpoint
+    @spec(
+        "a provider change, exactly once",
+        body=CHANGE,
+        params=_PARAMS,
+        status=202,
+        response=_ACCEPTED,
+    )
     async def change(request: Request) -> Response:
         return await ingest(request, "change")
 

@@ -30,18 +30,70 @@ from tollhouse.control._http import (
     query_bool,
     query_int,
 )
+from tollhouse.control._schema import (
+    ADMIN,
+    TIMESTAMP,
+    Param,
+    Schema,
+    array,
+    boolean,
+    choice,
+    envelope,
+    integer,
+    number,
+    obj,
+    query,
+    spec,
+)
 from tollhouse.errors import NotFound, ValidationError
 from tollhouse.guard.keys import generate_key, hash_key, key_label
 from tollhouse.store.base import KeyRecord, Store
 
 RESET_PERIODS = ("daily", "weekly", "monthly")
+_BOOLS = ["true", "false", "1", "0", "yes", "no"]
 MAX_LIMIT_USD = 1e9
 PAGE_MAX = 100
 _HASH = re.compile(r"^[0-9a-f]{64}$")
-_COMMON = ("name", "limit", "limit_reset", "include_byok_in_limit", "expires_at")
-_OURS = ("rpm", "tpm", "models", "team", "metadata")
-CREATE_FIELDS = frozenset((*_COMMON, *_OURS, "disabled"))
+
+_MODEL = {"type": "string", "maxLength": 256, "pattern": r"\S"}
+FIELDS: dict[str, Schema] = {
+    "name": {"type": "string", "maxLength": 256, "pattern": r"\S"},
+    "limit": {**number(0, MAX_LIMIT_USD, nullable=True), "description": "USD"},
+    "limit_reset": choice(RESET_PERIODS, nullable=True),
+    "include_byok_in_limit": boolean(),
+    "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "UTC, future"},
+    "rpm": integer(1, 2**62, nullable=True),
+    "tpm": integer(1, 2**62, nullable=True),
+    "models": array(_MODEL, min_items=1, max_items=256, nullable=True),
+    "team": {"type": ["string", "null"], "minLength": 1, "maxLength": 128},
+    "metadata": {"type": ["object", "null"], "maxProperties": 16, "description": "<= 4096 bytes"},
+    "disabled": boolean(),
+}
+# OpenRouter's fields (name, limit, limit_reset, include_byok_in_limit, expires_at), ours.
+CREATE_FIELDS = frozenset(FIELDS)
 PATCH_FIELDS = CREATE_FIELDS
+CREATE = obj(FIELDS, ["name"])
+PATCH = obj(FIELDS)
+KEY: Schema = obj(
+    {
+        "hash": {"type": "string"},
+        "name": {"type": "string"},
+        "label": {"type": "string"},
+        "disabled": {"type": "boolean"},
+        "limit": number(nullable=True),
+        "limit_remaining": number(nullable=True),
+        "usage": number(),
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+        "expires_at": TIMESTAMP,
+    },
+    ["hash", "name", "label", "disabled"],
+    closed=False,
+)
+PAGE_PARAMS: tuple[Param, ...] = (
+    query("offset", integer(0)),
+    query("limit", integer(0, PAGE_MAX)),
+)
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -282,6 +334,12 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return key_json(record, usage[record.hash])
 
     @endpoint
+    @spec(
+        "virtual keys",
+        params=(*PAGE_PARAMS, query("include_disabled", {"type": "string", "enum": _BOOLS})),
+        response=envelope(array(KEY)),
+        auth=ADMIN,
+    )
     async def list_keys(request: Request) -> Response:
         require_admin(request, gw)
         offset = query_int(request, "offset", 0)
@@ -292,6 +350,13 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": [key_json(r, usage[r.hash]) for r in records]})
 
     @endpoint
+    @spec(
+        "create a virtual key; the raw key is in this answer only",
+        body=CREATE,
+        status=201,
+        response=envelope(KEY, key={"type": "string"}),
+        auth=ADMIN,
+    )
     async def create_key(request: Request) -> Response:
         require_admin(request, gw)
         fields = parse_key_fields(await json_object(request), create=True)
@@ -300,6 +365,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": await _one(record), "key": raw}, status=201)
 
     @endpoint
+    @spec("one virtual key", response=envelope(KEY), auth=ADMIN)
     async def get_key(request: Request) -> Response:
         require_admin(request, gw)
         record = await gw.store.get_key(_hash_param(request))
@@ -308,6 +374,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": await _one(record)})
 
     @endpoint
+    @spec("change a virtual key", body=PATCH, response=envelope(KEY), auth=ADMIN)
     async def update_key(request: Request) -> Response:
         require_admin(request, gw)
         key_hash = _hash_param(request)
@@ -319,6 +386,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": await _one(record)})
 
     @endpoint
+    @spec("delete a virtual key", response=obj({"deleted": {"const": True}}), auth=ADMIN)
     async def delete_key(request: Request) -> Response:
         require_admin(request, gw)
         if not await gw.store.delete_key(_hash_param(request)):

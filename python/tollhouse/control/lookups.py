@@ -18,6 +18,16 @@ from starlette.routing import BaseRoute, Route
 from tollhouse import native
 from tollhouse.control._auth import ControlGateway, admin_or_key, require_virtual_key
 from tollhouse.control._http import endpoint, iso, json_response
+from tollhouse.control._schema import (
+    ADMIN_OR_VIRTUAL_KEY,
+    ANY_OBJECT,
+    VIRTUAL_KEY,
+    array,
+    envelope,
+    obj,
+    query,
+    spec,
+)
 from tollhouse.control.keys import usage_fields, usage_of
 from tollhouse.errors import InvalidRequest, NotFound
 from tollhouse.store.base import SpendRow
@@ -83,6 +93,13 @@ def _activity_day(raw: str | None, now: float) -> tuple[float, str | None]:
 
 def routes(gw: ControlGateway) -> list[BaseRoute]:
     @endpoint
+    @spec(
+        "the calling virtual key",
+        response=envelope(
+            obj({"hash": {"type": "string"}, "name": {"type": "string"}}, closed=False)
+        ),
+        auth=VIRTUAL_KEY,
+    )
     async def current_key(request: Request) -> Response:
         record = require_virtual_key(request, gw)
         usage = (await usage_of(gw.store, [record]))[record.hash]
@@ -110,6 +127,12 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": data})
 
     @endpoint
+    @spec(
+        "one generation (a spend row)",
+        params=(query("id", {"type": "string", "minLength": 1}, "the generation id"),),
+        response=envelope(obj({"id": {"type": "string"}}, ["id"], closed=False)),
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def generation(request: Request) -> Response:
         caller = admin_or_key(request, gw)
         gen_id = request.query_params.get("id")
@@ -121,6 +144,12 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": generation_json(row)})
 
     @endpoint
+    @spec(
+        f"usage by day, model and provider over the last {ACTIVITY_DAYS} days",
+        params=(query("date", {"type": "string", "format": "date"}, "one day, YYYY-MM-DD"),),
+        response=envelope(array(ANY_OBJECT)),
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def activity(request: Request) -> Response:
         caller = admin_or_key(request, gw)
         since, only = _activity_day(request.query_params.get("date"), time.time())

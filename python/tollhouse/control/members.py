@@ -17,10 +17,34 @@ from tollhouse.control._access import RANK, ROLES, Principal, now, require_role,
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._schema import (
+    PAGE,
+    TIMESTAMP,
+    choice,
+    envelope,
+    listing,
+    obj,
+    query,
+    spec,
+    text,
+)
 from tollhouse.control._validation import Body
 from tollhouse.errors import Conflict, Forbidden, NotFound
 
 _SELECT = "SELECT id, workspace_id, email, role, created_at FROM workspace_members"
+EMAIL = {**text(320), "pattern": r"^\s*[^\s@][\s\S]*@[\s\S]*[^\s@]\s*$"}
+ADD = obj({"email": EMAIL, "role": choice(ROLES)}, ["email", "role"])
+CHANGE = obj({"role": choice(ROLES)}, ["role"])
+MEMBER = obj(
+    {
+        "id": {"type": "string"},
+        "workspace_id": {"type": "string"},
+        "email": {"type": "string"},
+        "role": choice(ROLES),
+        "created_at": TIMESTAMP,
+    }
+)
+DELETED = envelope(obj({"id": {"type": "string"}, "deleted": {"const": True}}))
 
 
 def member_json(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -51,6 +75,11 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return rows[0]
 
     @endpoint
+    @spec(
+        "the workspace's members",
+        params=(*PAGE, query("role", choice(ROLES))),
+        response=listing(MEMBER),
+    )
     async def list_members(request: Request) -> Response:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "viewer")
@@ -74,12 +103,13 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return response
 
     @endpoint
+    @spec("add a member (admin)", body=ADD, status=201, response=envelope(MEMBER))
     async def add_member(request: Request) -> Response:
         wid = request.path_params["id"]
         p = await require_role(request, gw, wid, "admin")
-        body = Body(await json_object(request), ("email", "role"))
-        email = body.text("email", required=True, max_len=320)
-        role = body.choice("role", ROLES, required=True)
+        body = Body(await json_object(request), ADD)
+        email = body.text("email")
+        role = body.choice("role")
         if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
             body.errors["email"] = "expected an email address"
         body.done()
@@ -101,11 +131,12 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": member_json(row)}, status=201)
 
     @endpoint
+    @spec("change a member's role (admin)", body=CHANGE, response=envelope(MEMBER))
     async def update_member(request: Request) -> Response:
         wid, mid = request.path_params["id"], request.path_params["memberId"]
         p = await require_role(request, gw, wid, "admin")
-        body = Body(await json_object(request), ("role",))
-        role = body.choice("role", ROLES, required=True)
+        body = Body(await json_object(request), CHANGE)
+        role = body.choice("role")
         body.done()
         assert role is not None  # noqa: S101
         current = await _member(wid, mid)
@@ -117,6 +148,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": member_json(await _member(wid, mid))})
 
     @endpoint
+    @spec("remove a member (admin)", response=DELETED)
     async def remove_member(request: Request) -> Response:
         wid, mid = request.path_params["id"], request.path_params["memberId"]
         p = await require_role(request, gw, wid, "admin")

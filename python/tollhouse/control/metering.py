@@ -17,6 +17,14 @@ from starlette.routing import BaseRoute, Route
 from tollhouse import native
 from tollhouse.control._auth import ControlGateway, admin_or_key
 from tollhouse.control._http import endpoint, iso, json_response
+from tollhouse.control._schema import (
+    ADMIN_OR_VIRTUAL_KEY,
+    ANY_OBJECT,
+    TIME_RANGE,
+    obj,
+    query,
+    spec,
+)
 from tollhouse.control._validation import query_str, query_time
 from tollhouse.control.keys import period_starts
 from tollhouse.errors import ValidationError
@@ -85,6 +93,16 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return []
 
     @endpoint
+    @spec(
+        "tokens and cost by model over a period (default: this month)",
+        params=(
+            query("period", {"type": "string", "enum": list(_PERIODS)}, "or from/to"),
+            *TIME_RANGE,
+            query("key", {"type": "string", "maxLength": 128}, "a key hash (admin key)"),
+        ),
+        response=obj({"usage": ANY_OBJECT, "period": ANY_OBJECT}, ["usage", "period"]),
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def usage(request: Request) -> Response:
         caller = admin_or_key(request, gw)
         key = query_str(request, "key", max_len=128)

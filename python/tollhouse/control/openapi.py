@@ -1,6 +1,9 @@
-"""``GET /openapi.json``: an OpenAPI 3.1 document built from the mounted control routes,
-so it always matches them (paths, methods, path parameters, the common error answers).
-Request and response bodies are not described yet."""
+"""``GET /openapi.json``: an OpenAPI 3.1 document built from the mounted control routes.
+
+Paths, methods and path parameters come from the routes themselves; request bodies,
+query and header parameters and success answers from each endpoint's ``@spec``
+declaration (``_schema.py``), the same declaration its validation reads.
+"""
 
 from __future__ import annotations
 
@@ -12,56 +15,147 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._http import json_response
+from tollhouse.control._schema import Op, Schema, obj, op_of, spec
 
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+ERROR: Schema = obj(
+    {
+        "error": obj(
+            {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": {"type": ["string", "null"]},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "per-field messages (validation_error)",
+                },
+            },
+            ["message", "type", "code"],
+            closed=False,
+        )
+    },
+    ["error"],
+    closed=False,
+)
 _ERRORS = {
-    "401": "missing or invalid token",
-    "403": "the caller's role may not do this",
-    "404": "not found",
+    "400": "invalid_request: the body is not JSON, or a query parameter is malformed",
+    "401": "invalid_key: missing or invalid token",
+    "403": "forbidden: the caller's role may not do this",
+    "404": "not_found",
+    "409": "conflict",
     "422": "validation_error: per-field messages in error.fields",
-    "429": "rate_limited",
+    "429": "rate_limited (Retry-After)",
 }
+SECURITY_SCHEMES = {
+    "adminKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The config's admin_key: owner of every workspace.",
+    },
+    "workspaceKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A workspace API key (wk_...): acts in its own workspace with its role.",
+    },
+    "virtualKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A virtual key (gk_...): sees its own usage and generations.",
+    },
+}
+_RATE_HEADERS = {
+    name: {"schema": {"type": "integer"}, "description": text}
+    for name, text in (
+        ("X-RateLimit-Limit", "control-plane requests allowed a minute"),
+        ("X-RateLimit-Remaining", "requests left in this minute"),
+        ("X-RateLimit-Reset", "seconds until the window resets"),
+    )
+}
+
+
+def operation(path: str, method: str, op: Op | None, name: str, index: int) -> dict[str, Any]:
+    op = op or Op()
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in _PARAM.findall(path)
+    ]
+    params += [p.openapi() for p in op.params]
+    success: dict[str, Any] = {"description": op.summary or "OK"}
+    if op.status != 204:
+        schema = op.response or {"type": "object"}
+        success["content"] = {"application/json": {"schema": schema}}
+    if not path.startswith("/api/"):
+        success["headers"] = _RATE_HEADERS
+    out: dict[str, Any] = {
+        "operationId": f"{method.lower()}_{name}_{index}",
+        "responses": {
+            str(op.status): success,
+            **{
+                code: {
+                    "description": text,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+                for code, text in _ERRORS.items()
+            },
+        },
+    }
+    if op.summary:
+        out["summary"] = op.summary
+    if params:
+        out["parameters"] = params
+    if op.body:
+        out["requestBody"] = {
+            "required": bool(op.body.get("required")),  # an empty body reads as {}
+            "content": {"application/json": {"schema": op.body}},
+        }
+    if op.public:
+        out["security"] = []
+    elif op.auth:
+        out["security"] = [{scheme: []} for scheme in op.auth]
+    return out
 
 
 def document(routes: list[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
+    index = 0
     for route in routes:
         if not isinstance(route, Route):
             continue
         path = _PARAM.sub(r"{\1}", route.path)
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _PARAM.findall(route.path)
-        ]
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            op: dict[str, Any] = {
-                "operationId": f"{method.lower()}_{route.name}_{len(paths)}",
-                "responses": {
-                    "200": {"description": "OK"},
-                    **{code: {"description": text} for code, text in _ERRORS.items()},
-                },
-            }
-            if params:
-                op["parameters"] = params
-            if method in ("POST", "PUT", "PATCH"):
-                op["requestBody"] = {
-                    "required": False,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                }
-            paths.setdefault(path, {})[method.lower()] = op
+            op = op_of(route.endpoint, method)
+            paths.setdefault(path, {})[method.lower()] = operation(
+                route.path, method, op, route.name, index
+            )
+            index += 1
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollhouse control plane", "version": "0.1.0"},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
+        "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": {"Error": ERROR}},
+        "security": [{"adminKey": []}, {"workspaceKey": []}],
         "paths": dict(sorted(paths.items())),
     }
+
+
+def undeclared(routes: list[BaseRoute]) -> list[tuple[str, str]]:
+    """(path, method) of every route without a ``@spec`` declaration."""
+    return [
+        (route.path, method)
+        for route in routes
+        if isinstance(route, Route)
+        for method in sorted((route.methods or set()) - {"HEAD"})
+        if op_of(route.endpoint, method) is None
+    ]
 
 
 def route(routes: list[BaseRoute]) -> Route:
     """The ``/openapi.json`` route over ``routes`` (itself included)."""
     cache: dict[str, Any] = {}
 
+    @spec("this document", response={"type": "object"}, public=True)
     async def openapi(request: Request) -> Response:
         if "doc" not in cache:
             cache["doc"] = document(routes)

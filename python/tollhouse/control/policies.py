@@ -18,16 +18,43 @@ from starlette.routing import BaseRoute
 from tollhouse import native
 from tollhouse.control import _resources
 from tollhouse.control._auth import ControlGateway
+from tollhouse.control._schema import array, boolean, choice, integer, obj, text
 from tollhouse.control._validation import Body
 from tollhouse.errors import ConfigError
 from tollhouse.guard.policies import MATCHER_FIELDS, matcher_rule
 from tollhouse.store import SqlStore
 
+_STRINGS = array({"type": "string", "minLength": 1}, nullable=True)
+_CONDITIONS = MATCHER_FIELDS[:6]  # keywords, regex, models_allow/deny, max_bytes/tokens
+BODY = obj(
+    {
+        "name": text(),
+        "action": choice(("block", "warn"), nullable=True, default="block"),
+        "keywords": _STRINGS,
+        "regex": {**_STRINGS, "description": "regular expressions (Rust regex syntax)"},
+        "models_allow": {**_STRINGS, "description": "model globs"},
+        "models_deny": {**_STRINGS, "description": "model globs"},
+        "max_bytes": integer(0, 2**64 - 1, nullable=True),
+        "max_tokens": integer(0, 2**64 - 1, nullable=True),
+        "case_sensitive": boolean(nullable=True),
+        "whole_word": boolean(nullable=True),
+    },
+    ["name"],
+    description="at least one condition: keywords, regex, models_allow/deny, max_bytes/tokens",
+)
+BODY["anyOf"] = [
+    {
+        "required": [k],
+        "properties": {k: {"type": "integer"} if k.startswith("max") else {"minItems": 1}},
+    }
+    for k in _CONDITIONS
+]
+
 
 async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    body = Body(data, ("name", "action", *MATCHER_FIELDS))
-    name = body.text("name", required=True)
-    action = body.choice("action", ("block", "warn")) or "block"
+    body = Body(data, BODY)
+    name = body.text("name")
+    action = body.choice("action") or "block"
     record: dict[str, Any] = {"name": name, "action": action}
     record.update({k: data[k] for k in MATCHER_FIELDS if data.get(k) is not None})
     if not body.errors:
@@ -51,6 +78,8 @@ KIND = _resources.Kind(
     show=lambda record: record,
     filters=("action",),
     sorts=("action",),
+    body=BODY,
+    item=BODY,
 )
 
 

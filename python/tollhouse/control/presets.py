@@ -17,9 +17,32 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control._http import endpoint, json_object, json_response
+from tollhouse.control._schema import ADMIN, ANY_OBJECT, array, envelope, obj, spec
 from tollhouse.errors import TollhouseError, ValidationError
 from tollhouse.guard.presets import PRESET_FIELD, PRESETS, preset_named
 from tollhouse.store.base import KeyRecord
+
+APPLY = obj(
+    {
+        "presetId": {"type": "string", "enum": list(PRESETS)},
+        "keys": {
+            **array({"type": "string", "minLength": 1}, nullable=True),
+            "description": "key names or hashes; omitted: every key",
+        },
+    },
+    ["presetId"],
+    closed=False,
+)
+APPLIED = obj(
+    {
+        "success": {"type": "boolean"},
+        "presetId": {"type": "string"},
+        "applied": {"type": "integer"},
+        "skipped": {"type": "integer"},
+        "errors": array(ANY_OBJECT),
+    },
+    ["success", "presetId", "applied", "skipped", "errors"],
+)
 
 
 def _wanted(raw: Any) -> list[str] | None:
@@ -77,6 +100,7 @@ async def apply_preset(
 
 def routes(gw: ControlGateway) -> list[BaseRoute]:
     @endpoint
+    @spec("set a security preset on some or all keys", body=APPLY, response=APPLIED, auth=ADMIN)
     async def apply(request: Request) -> Response:
         require_admin(request, gw)
         body = await json_object(request)
@@ -84,6 +108,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response(await apply_preset(gw, preset.id, _wanted(body.get("keys"))))
 
     @endpoint
+    @spec("the presets and what each turns on", response=envelope(array(ANY_OBJECT)), auth=ADMIN)
     async def list_presets(request: Request) -> Response:
         require_admin(request, gw)
         return json_response({"data": [p.describe() for p in PRESETS.values()]})

@@ -20,6 +20,16 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import ControlGateway, admin_or_key
 from tollhouse.control._http import endpoint, json_response
+from tollhouse.control._schema import (
+    ADMIN_OR_VIRTUAL_KEY,
+    ANY_OBJECT,
+    array,
+    envelope,
+    integer,
+    obj,
+    query,
+    spec,
+)
 from tollhouse.errors import InvalidRequest, ModelNotFound
 from tollhouse.proxy.pipeline import key_allows
 from tollhouse.routing.breaker import Breaker
@@ -29,6 +39,7 @@ from tollhouse.routing.router import Router
 from tollhouse.store.base import KeyRecord
 
 MODALITIES = frozenset({"text", "image", "audio", "embeddings", "all"})
+_ONE = f"({'|'.join(sorted(MODALITIES))})"
 _KIND_NAMES = {
     "openai": "OpenAI",
     "openai_compatible": "OpenAI-compatible",
@@ -97,6 +108,18 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
     registry = router.registry
 
     @endpoint
+    @spec(
+        "how many models the caller may use",
+        params=(
+            query(
+                "output_modalities",
+                {"type": "string", "pattern": f"^ *{_ONE}( *, *{_ONE})* *$"},
+                "comma-separated: text, image, audio, embeddings or all",
+            ),
+        ),
+        response=envelope(obj({"count": integer(0)}, ["count"])),
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def models_count(request: Request) -> Response:
         key = admin_or_key(request, gw)
         raw = request.query_params.get("output_modalities", "text")
@@ -110,6 +133,13 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
         return json_response({"data": {"count": count}})
 
     @endpoint
+    @spec(
+        "a model and one endpoint per deployment, with live status",
+        response=envelope(
+            obj({"id": {"type": "string"}, "endpoints": array(ANY_OBJECT)}, closed=False)
+        ),
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def model_endpoints(request: Request) -> Response:
         key = admin_or_key(request, gw)
         author = str(request.path_params["author"])
@@ -141,6 +171,9 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
         return json_response({"data": data})
 
     @endpoint
+    @spec(
+        "the configured providers", response=envelope(array(ANY_OBJECT)), auth=ADMIN_OR_VIRTUAL_KEY
+    )
     async def providers(request: Request) -> Response:
         admin_or_key(request, gw)
         data = [
@@ -158,6 +191,11 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
         return json_response({"data": data})
 
     @endpoint
+    @spec(
+        "every deployment's breaker state, error rate and latency",
+        response=envelope(array(ANY_OBJECT)),
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def health(request: Request) -> Response:
         key = admin_or_key(request, gw)
         rows = [

@@ -20,10 +20,35 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import ControlGateway, admin_or_key
 from tollhouse.control._http import endpoint, json_object, json_response
+from tollhouse.control._schema import ADMIN_OR_VIRTUAL_KEY, ANY_OBJECT, array, obj, spec
 from tollhouse.errors import ValidationError
-from tollhouse.guard.presets import preset_named, preset_of
+from tollhouse.guard.presets import PRESETS, preset_named, preset_of
 from tollhouse.guard.redaction import message_groups, request_text
 from tollhouse.guard.security import Security
+
+_PARTS = ("messages", "system", "input", "instructions", "prompt")
+
+
+BODY = obj(
+    {
+        "text": {"type": ["string", "null"]},
+        "model": {"type": ["string", "null"]},
+        "preset": {"type": ["string", "null"], "enum": [*PRESETS, None]},
+        **{k: {"description": "as in a request body"} for k in _PARTS},
+    },
+    closed=False,
+    description="a text, or a request body with messages / input / system ...",
+)
+BODY["anyOf"] = [{"required": [k]} for k in ("text", *_PARTS)]
+VERDICT = obj(
+    {
+        "allowed": {"type": "boolean"},
+        "violations": array(ANY_OBJECT),
+        "redactions": ANY_OBJECT,
+        "preset": {"type": "string"},
+    },
+    ["allowed", "violations", "redactions", "preset"],
+)
 
 
 @runtime_checkable
@@ -40,13 +65,7 @@ def evaluate(sec: Security, body: dict[str, Any], preset_id: Any, key: Any) -> d
             raise ValidationError("invalid request body", {"text": "expected a string"})
         work: dict[str, Any] = {"prompt": text}
     else:
-        work = copy.deepcopy(
-            {
-                k: body[k]
-                for k in ("messages", "system", "input", "instructions", "prompt")
-                if k in body
-            }
-        )
+        work = copy.deepcopy({k: body[k] for k in _PARTS if k in body})
         if not work:
             raise ValidationError(
                 "invalid request body", {"text": "send a text or a request with messages/input"}
@@ -74,6 +93,12 @@ def evaluate(sec: Security, body: dict[str, Any], preset_id: Any, key: Any) -> d
 
 def routes(gw: SecurityGateway) -> list[BaseRoute]:
     @endpoint
+    @spec(
+        "the current policy applied to a text or request, without sending it",
+        body=BODY,
+        response=VERDICT,
+        auth=ADMIN_OR_VIRTUAL_KEY,
+    )
     async def evaluate_route(request: Request) -> Response:
         key = admin_or_key(request, gw)
         body = await json_object(request)

@@ -17,10 +17,13 @@ from tollhouse.control._access import now, principal, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._schema import PAGE, TIMESTAMP, envelope, listing, obj, spec, text
 from tollhouse.control._validation import Body
 from tollhouse.errors import Forbidden, NotFound
 
 _SELECT = "SELECT id, name, created_at FROM workspaces"
+BODY = obj({"name": text()}, ["name"])
+WORKSPACE = obj({"id": {"type": "string"}, "name": {"type": "string"}, "created_at": TIMESTAMP})
 
 
 def workspace_json(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -31,6 +34,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     store = sql_store(gw)
 
     @endpoint
+    @spec("the caller's workspaces", params=PAGE, response=listing(WORKSPACE))
     async def list_workspaces(request: Request) -> Response:
         p = await principal(request, gw)
         page = page_of(request)
@@ -45,12 +49,13 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return response
 
     @endpoint
+    @spec("create a workspace (admin key)", body=BODY, status=201, response=envelope(WORKSPACE))
     async def create_workspace(request: Request) -> Response:
         p = await principal(request, gw)
         if p.workspace_id is not None:
             raise Forbidden("only the admin key creates workspaces")
-        body = Body(await json_object(request), ("name",))
-        name = body.text("name", required=True)
+        body = Body(await json_object(request), BODY)
+        name = body.text("name")
         body.done()
         row = ("ws_" + uuid.uuid4().hex[:20], name, now())
         await store._transaction(
@@ -59,6 +64,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": workspace_json(row)}, status=201)
 
     @endpoint
+    @spec("one workspace", response=envelope(WORKSPACE))
     async def get_workspace(request: Request) -> Response:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "viewer")
@@ -68,11 +74,12 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": workspace_json(rows[0])})
 
     @endpoint
+    @spec("rename a workspace (admin)", body=BODY, response=envelope(WORKSPACE))
     async def update_workspace(request: Request) -> Response:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "admin")
-        body = Body(await json_object(request), ("name",))
-        name = body.text("name", required=True)
+        body = Body(await json_object(request), BODY)
+        name = body.text("name")
         body.done()
         await store._transaction([("UPDATE workspaces SET name = ? WHERE id = ?", (name, wid))])
         rows = await store._fetch(f"{_SELECT} WHERE id = ?", (wid,))  # noqa: S608
