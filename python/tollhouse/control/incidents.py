@@ -33,6 +33,22 @@ from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._incident_join import join
 from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._schema import (
+    ANY_OBJECT,
+    PAGE,
+    TIMESTAMP,
+    Param,
+    Schema,
+    array,
+    choice,
+    envelope,
+    listing,
+    obj,
+    query,
+    sort_param,
+    spec,
+    text,
+)
 from tollhouse.control._validation import Body, query_str
 from tollhouse.control.incidents_book import (
     COLUMNS,
@@ -58,6 +74,62 @@ _ORDER = {
     "status": "CASE status WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END",
 }
 MAX_NOTE = 10_000
+OPEN = obj(
+    {
+        "title": text(),
+        "severity": choice(SEVERITIES),
+        "route_id": text(nullable=True),
+        "provider": text(nullable=True),
+        "model": text(nullable=True),
+        "description": text(MAX_NOTE, nullable=True),
+    },
+    ["title", "severity"],
+)
+NOTE = obj({"text": text(MAX_NOTE)}, ["text"])
+MOVE = obj({"status": choice(STATUSES)}, ["status"], description="open -> acknowledged -> resolved")
+INCIDENT = obj(
+    {
+        "id": {"type": "string"},
+        "workspace_id": {"type": "string"},
+        "title": {"type": "string"},
+        "severity": choice(SEVERITIES),
+        "status": choice(STATUSES),
+        "source": ANY_OBJECT,
+        "opened_at": TIMESTAMP,
+        "acknowledged_at": TIMESTAMP,
+        "resolved_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    },
+    ["id", "workspace_id", "title", "severity", "status"],
+    closed=False,
+)
+DETAIL = obj(
+    {
+        **INCIDENT["properties"],
+        **{k: array(ANY_OBJECT) for k in ("timeline", "related_events", "policy_violations")},
+        "failover_actions": array(ANY_OBJECT),
+    },
+    ["id", "status", "timeline"],
+    closed=False,
+)
+
+
+def _list_of(name: str, options: tuple[str, ...]) -> Param:
+    """``?name=a,b`` (what ``_choices`` reads)."""
+    one = f"({'|'.join(options)})"
+    schema: Schema = {"type": "string", "pattern": f"^ *{one} *(, *{one} *)*$", "maxLength": 200}
+    return query(name, schema, f"comma-separated: {', '.join(options)}")
+
+
+LIST_PARAMS = (
+    *PAGE,
+    _list_of("status", (*STATUSES, "active")),
+    _list_of("severity", SEVERITIES),
+    _list_of("source", SOURCE_KINDS),
+    query("route_id"),
+    query("provider"),
+    sort_param(SORTS),
+)
 
 
 def _choices(request: Request, name: str, options: tuple[str, ...]) -> list[str]:
@@ -101,6 +173,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         }
 
     @endpoint
+    @spec("the workspace's incidents, newest first", params=LIST_PARAMS, response=listing(INCIDENT))
     async def list_all(request: Request) -> Response:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "viewer")
@@ -139,17 +212,15 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return response
 
     @endpoint
+    @spec("open an incident by hand (member)", body=OPEN, status=201, response=envelope(DETAIL))
     async def create(request: Request) -> Response:
         wid = request.path_params["id"]
         who = await require_role(request, gw, wid, "member")
-        body = Body(
-            await json_object(request),
-            ("title", "severity", "route_id", "provider", "model", "description"),
-        )
-        title = body.text("title", required=True)
-        severity = body.choice("severity", SEVERITIES, required=True)
+        body = Body(await json_object(request), OPEN)
+        title = body.text("title")
+        severity = body.choice("severity")
         route, provider, model = (body.text(n) for n in ("route_id", "provider", "model"))
-        description = body.text("description", max_len=MAX_NOTE)
+        description = body.text("description")
         body.done()
         assert title is not None and severity is not None  # noqa: S101 - checked by done()
         incident = await book.open_manual(
@@ -165,18 +236,25 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": await detail(incident)}, status=201)
 
     @endpoint
+    @spec("the incident with its timeline", response=envelope(DETAIL))
     async def read(request: Request) -> Response:
         wid, iid = request.path_params["id"], request.path_params["incidentId"]
         await require_role(request, gw, wid, "viewer")
         return json_response({"data": await detail(await book.get(wid, iid))})
 
     @endpoint
+    @spec(
+        "add a note (member)",
+        body=NOTE,
+        status=201,
+        response=envelope(obj({"incident_id": {"type": "string"}}, closed=False)),
+    )
     async def note(request: Request) -> Response:
         wid, iid = request.path_params["id"], request.path_params["incidentId"]
         who = await require_role(request, gw, wid, "member")
         await book.get(wid, iid)
-        body = Body(await json_object(request), ("text",))
-        text = body.text("text", required=True, max_len=MAX_NOTE)
+        body = Body(await json_object(request), NOTE)
+        text = body.text("text")
         body.done()
         entry = await book.append(iid, "note", {"author": who.actor, "text": text})
         out = _entry(entry)
@@ -184,12 +262,13 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         return json_response({"data": {"incident_id": iid, **out}}, status=201)
 
     @endpoint
+    @spec("move the incident along its lifecycle (member)", body=MOVE, response=envelope(INCIDENT))
     async def move(request: Request) -> Response:
         wid, iid = request.path_params["id"], request.path_params["incidentId"]
         who = await require_role(request, gw, wid, "member")
         await book.get(wid, iid)
-        body = Body(await json_object(request), ("status",))
-        status = body.choice("status", STATUSES, required=True)
+        body = Body(await json_object(request), MOVE)
+        status = body.choice("status")
         body.done()
         assert status is not None  # noqa: S101 - checked by done()
         incident = await book.move(wid, iid, status, actor=who.actor)
