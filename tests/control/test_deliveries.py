@@ -3,7 +3,8 @@ message to an HTTP receiver on 127.0.0.1 (Slack targets get a Slack-formatted bo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +14,13 @@ import pytest
 from aiohttp import web
 from starlette.applications import Starlette
 from tests.control._app import Gw, start_gw, stop_gw
+from tests.support.servers import free_port
+from tests.support.smtp import SmtpReceiver
 
 from tollhouse import control
 from tollhouse.events.dispatcher import WebhookDispatcher
+
+PASSWORD = "smtp-" + "Kx7" * 6
 
 
 @dataclass
@@ -53,6 +58,12 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    with SmtpReceiver(users={"alerts": PASSWORD}) as receiver:
+        yield receiver
+
+
+@pytest.fixture
 async def egw(db_url: str) -> AsyncIterator[EventsGw]:
     base = await start_gw(db_url)
     g = EventsGw(
@@ -86,7 +97,7 @@ async def add_target(c: httpx.AsyncClient, admin: dict[str, str], body: dict[str
 
 
 async def test_verify_and_rule_test(
-    eclient: httpx.AsyncClient, admin: dict[str, str], receiver: Receiver
+    eclient: httpx.AsyncClient, admin: dict[str, str], receiver: Receiver, smtp: SmtpReceiver
 ) -> None:
     hook = await add_target(
         eclient,
@@ -105,7 +116,11 @@ async def test_verify_and_rule_test(
     mail = await add_target(
         eclient,
         admin,
-        {"name": "mail", "type": "email", "config": {"to": ["a@b.io"], "smtp_host": "h"}},
+        {
+            "name": "mail",
+            "type": "email",
+            "config": {"to": ["a@b.io"], "smtp_host": "127.0.0.1", "smtp_port": smtp.port},
+        },
     )
     r = await eclient.post(f"/v1/workspaces/default/deliveries/{hook}/verify", headers=admin)
     assert r.status_code == 200
@@ -133,7 +148,10 @@ async def test_verify_and_rule_test(
     assert r.status_code == 200
     results = {x["target"]: x for x in r.json()["data"]["results"]}
     assert results[hook]["delivered"] and results[slack]["delivered"]
-    assert results[mail]["delivered"] is False
+    assert results[mail]["delivered"] is True and results[mail]["status"] == 250
+    (got,) = smtp.wait(1)
+    assert got.message["Subject"] == "[Tollhouse] [high] Incident opened: default (test)"
+    assert "rule: High Latency" in got.message.get_content()
     by_path = {p: orjson.loads(b) for p, _, b in receiver.seen}
     assert by_path["/hook"]["data"]["rule"] == "High Latency"
     assert "blocks" in by_path["/slack"] and "text" in by_path["/slack"]
@@ -162,3 +180,77 @@ async def test_verify_guards(eclient: httpx.AsyncClient, admin: dict[str, str]) 
     assert (
         await eclient.post("/v1/workspaces/default/deliveries/nope/verify", headers=admin)
     ).status_code == 404
+
+
+async def test_email_verify_over_smtp_and_the_password_never_shows(
+    eclient: httpx.AsyncClient,
+    admin: dict[str, str],
+    smtp: SmtpReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = {
+        "to": ["oncall@example.com"],
+        "from": "gate@example.com",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "smtp_user": "alerts",
+        "smtp_password": PASSWORD,
+        "starttls": False,
+    }
+    base = "/v1/workspaces/default/deliveries"
+    made = await eclient.post(
+        base, json={"name": "on-call", "type": "email", "config": config}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    tid = made.json()["data"]["id"]
+    answers = [made]
+    answers.append(r := await eclient.post(f"{base}/{tid}/verify", headers=admin))
+    assert r.status_code == 200 and r.json()["data"]["delivered"] is True, r.text
+    (got,) = smtp.wait(1)
+    assert got.authenticated and got.rcpt_tos == ["oncall@example.com"]
+    assert got.message["To"] == "oncall@example.com" and got.message["From"] == config["from"]
+    assert got.message["Subject"] == "[Tollhouse] Incident opened: default (test)"
+
+    # wrong password: delivered false with the reason, still no password anywhere
+    wrong = {**config, "smtp_password": PASSWORD[::-1]}
+    answers.append(
+        r := await eclient.put(
+            f"{base}/{tid}",
+            json={"name": "on-call", "type": "email", "config": wrong},
+            headers=admin,
+        )
+    )
+    assert r.status_code == 200, r.text
+    answers.append(r := await eclient.post(f"{base}/{tid}/verify", headers=admin))
+    assert r.status_code == 200 and r.json()["data"]["delivered"] is False
+    assert r.json()["data"]["detail"].startswith("authentication failed")
+
+    # a port nobody listens on: delivered false, connection refused
+    port = free_port()
+    refused = {**config, "smtp_port": port}
+    answers.append(
+        await eclient.put(
+            f"{base}/{tid}",
+            json={"name": "on-call", "type": "email", "config": refused},
+            headers=admin,
+        )
+    )
+    answers.append(r := await eclient.post(f"{base}/{tid}/verify", headers=admin))
+    assert r.json()["data"] == {
+        "target": tid,
+        "type": "email",
+        "delivered": False,
+        "retryable": True,
+        "status": None,
+        "detail": f"connection refused by 127.0.0.1:{port}",
+        "event_id": r.json()["data"]["event_id"],
+    }
+    answers.append(await eclient.get(f"{base}/{tid}", headers=admin))
+    answers.append(await eclient.get(base, headers=admin))
+    answers.append(await eclient.get("/v1/audit/logs", headers=admin))
+    assert answers[-3].json()["data"]["config"]["smtp_password"] == "********"
+    for answer in answers:
+        assert PASSWORD not in answer.text and PASSWORD[::-1] not in answer.text
+    for record in caplog.records:
+        assert PASSWORD not in record.getMessage() and PASSWORD[::-1] not in record.getMessage()

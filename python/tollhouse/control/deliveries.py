@@ -28,6 +28,7 @@ from tollhouse.control._schema import (
     text,
 )
 from tollhouse.control._validation import Body
+from tollhouse.events.email import is_address
 from tollhouse.store import SqlStore
 
 TYPES = ("webhook", "slack", "email")
@@ -79,8 +80,8 @@ def _is_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _is_email(value: Any) -> bool:
-    return isinstance(value, str) and 3 <= len(value) <= 320 and value.count("@") == 1
+def _is_host(value: str) -> bool:
+    return len(value) <= 253 and all(c.isalnum() or c in ".-_:" for c in value)
 
 
 def _config_errors(kind: str, config: Any) -> dict[str, str]:
@@ -93,10 +94,10 @@ def _config_errors(kind: str, config: Any) -> dict[str, str]:
         if key in config and not _is_url(config[key]):
             errors[f"config.{key}"] = "expected an http(s) URL"
     if "to" in config and not (
-        isinstance(config["to"], list) and config["to"] and all(_is_email(a) for a in config["to"])
+        isinstance(config["to"], list) and config["to"] and all(is_address(a) for a in config["to"])
     ):
         errors["config.to"] = "expected a non-empty list of email addresses"
-    if "from" in config and not _is_email(config["from"]):
+    if "from" in config and not is_address(config["from"]):
         errors["config.from"] = "expected an email address"
     port = config.get("smtp_port")
     if port is not None and (type(port) is not int or not 1 <= port <= 65535):
@@ -105,6 +106,9 @@ def _config_errors(kind: str, config: Any) -> dict[str, str]:
         value = config.get(key)
         if value is not None and (not isinstance(value, str) or not value or len(value) > 500):
             errors[f"config.{key}"] = "expected a non-empty string"
+    host = config.get("smtp_host")
+    if isinstance(host, str) and "config.smtp_host" not in errors and not _is_host(host):
+        errors["config.smtp_host"] = "expected a host name or IP address"
     if "starttls" in config and not isinstance(config["starttls"], bool):
         errors["config.starttls"] = "expected true or false"
     return errors

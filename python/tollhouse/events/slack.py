@@ -8,23 +8,36 @@ import orjson
 
 from tollhouse.events.types import Event
 
-_TITLES = {
-    "budget.alert": ":warning: Budget alert",
-    "budget.exceeded": ":no_entry: Budget exceeded",
-    "session.killed": ":octagonal_sign: Session killed",
-    "loop.detected": ":repeat: Loop detected",
-    "policy.blocked": ":shield: Policy blocked a request",
-    "audit.flagged": ":mag: Audit flagged a response",
-    "provider.failover": ":twisted_rightwards_arrows: Provider failover",
-    "incident.opened": ":rotating_light: Incident opened",
-    "alert.fired": ":rotating_light: Alert firing",
-    "alert.resolved": ":white_check_mark: Alert resolved",
+TITLES = {
+    "budget.alert": "Budget alert",
+    "budget.exceeded": "Budget exceeded",
+    "session.killed": "Session killed",
+    "loop.detected": "Loop detected",
+    "policy.blocked": "Policy blocked a request",
+    "audit.flagged": "Audit flagged a response",
+    "provider.failover": "Provider failover",
+    "incident.opened": "Incident opened",
+    "alert.fired": "Alert firing",
+    "alert.resolved": "Alert resolved",
+}
+_EMOJI = {
+    "budget.alert": ":warning:",
+    "budget.exceeded": ":no_entry:",
+    "session.killed": ":octagonal_sign:",
+    "loop.detected": ":repeat:",
+    "policy.blocked": ":shield:",
+    "audit.flagged": ":mag:",
+    "provider.failover": ":twisted_rightwards_arrows:",
+    "incident.opened": ":rotating_light:",
+    "alert.fired": ":rotating_light:",
+    "alert.resolved": ":white_check_mark:",
 }
 _MAX_FIELDS = 10  # Slack's limit for a section's fields
 _MAX_FIELD_CHARS = 1900
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any, limit: int = _MAX_FIELD_CHARS) -> str:
+    """A data value as text, cut to ``limit`` characters."""
     if isinstance(value, str):
         text = value
     elif isinstance(value, bool) or value is None:
@@ -33,24 +46,27 @@ def _fmt(value: Any) -> str:
         text = f"{value:g}" if isinstance(value, float) else str(value)
     else:
         text = orjson.dumps(value).decode()
-    return text if len(text) <= _MAX_FIELD_CHARS else text[: _MAX_FIELD_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def summary(event: Event) -> str:
-    """One line that names the event and its subject; also the notification text."""
-    title = _TITLES.get(event.type, event.type)
+def summary(event: Event, *, emoji: bool = True) -> str:
+    """One line that names the event and its subject; also the notification text (and,
+    without the emoji, an email's subject)."""
+    title = TITLES.get(event.type, event.type)
+    if emoji and event.type in _EMOJI:
+        title = f"{_EMOJI[event.type]} {title}"
     if event.type.startswith("alert.") and "rule" in event.data:
         head, detail = f"{title}: {event.data['rule']}", event.data.get("summary")
         return f"{head} ({detail})" if detail else head
     subject = event.key_name or event.data.get("scope") or event.team_id
     if event.type.startswith("budget.") and "percentUsed" in event.data:
-        return f"{title}: {subject} at {_fmt(event.data['percentUsed'])}% of its limit"
+        return f"{title}: {subject} at {format_value(event.data['percentUsed'])}% of its limit"
     return f"{title}: {subject}" if subject else title
 
 
 def slack_body(event: Event) -> dict[str, Any]:
     fields = [
-        {"type": "mrkdwn", "text": f"*{k}*\n{_fmt(v)}"}
+        {"type": "mrkdwn", "text": f"*{k}*\n{format_value(v)}"}
         for k, v in list(event.data.items())[:_MAX_FIELDS]
     ]
     blocks: list[dict[str, Any]] = [

@@ -131,6 +131,11 @@ class SSRFGuard:
             raise DestinationBlocked("delivery URL is malformed") from None
         if parts.scheme not in ("http", "https") or not host:
             raise DestinationBlocked("delivery URL must be http(s) with a host")
+        self.check_host(host)
+
+    def check_host(self, host: str) -> None:
+        """The host part of ``check_url`` (an SMTP server is a host, not a URL): an IP
+        literal must be allowed; a numeric last label (an inet_aton form) is refused."""
         ip = _parse_ip(host)
         if ip is not None:
             if not self.address_allowed(host, host):
@@ -142,6 +147,16 @@ class SSRFGuard:
         # A real TLD is never numeric; a numeric last label means an inet_aton form.
         if _NUMERIC_LABEL.fullmatch(host.rstrip(".").rsplit(".", 1)[-1].lower()):
             raise DestinationBlocked(f"delivery host {host!r} is a non-canonical numeric address")
+
+    def check_resolved(self, host: str, addresses: Iterable[str]) -> None:
+        """Refuse ``host`` if ANY address it resolved to is internal (all-or-nothing: a
+        client may try every address in turn)."""
+        for address in addresses:
+            if not self.address_allowed(host, address):
+                raise DestinationBlocked(
+                    f"delivery host {host!r} resolves to internal address {address} "
+                    "(add it to webhooks.allow_private to permit)"
+                )
 
 
 class GuardedResolver(AbstractResolver):
@@ -157,12 +172,7 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        for r in results:
-            if not self._guard.address_allowed(host, r["host"]):
-                raise DestinationBlocked(
-                    f"delivery host {host!r} resolves to internal address {r['host']} "
-                    "(add it to webhooks.allow_private to permit)"
-                )
+        self._guard.check_resolved(host, [r["host"] for r in results])
         return results
 
     async def close(self) -> None:
