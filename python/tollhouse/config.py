@@ -113,6 +113,7 @@ OTHER_SECTIONS = (
     "metrics",
     "limits",
     "alerts",
+    "control",
 )
 TOP_LEVEL = (
     "server",

@@ -32,7 +32,7 @@ from tollhouse.control import (
     workspaces,
 )
 from tollhouse.control._auth import ControlGateway, require_admin
-from tollhouse.control._ratelimit import ControlRateLimiter, limit_routes
+from tollhouse.control._ratelimit import ControlRateLimiter, limit_routes, limiter_for
 from tollhouse.control.guardrails import LimitsGateway
 from tollhouse.store import SqlStore
 
@@ -41,7 +41,8 @@ __all__ = ["ControlGateway", "require_admin", "routes"]
 
 def routes(gw: ControlGateway, *, limiter: ControlRateLimiter | None = None) -> list[BaseRoute]:
     """Every control-plane route, bound to a running gateway (``limiter``: the
-    control-plane rate limit, 600 requests a minute per caller by default)."""
+    control-plane rate limit; by default the config's ``control.rate_limit``, 600
+    requests a minute per caller unless set, shared through Redis counters)."""
     out = [*keys.routes(gw), *lookups.routes(gw), *credits.routes(gw)]
     if isinstance(gw, LimitsGateway):  # a gateway running the limits stage
         out += [*guardrails.routes(gw), *enforcement.routes(gw)]
@@ -59,4 +60,4 @@ def routes(gw: ControlGateway, *, limiter: ControlRateLimiter | None = None) -> 
     # every answer carries X-RateLimit-* (a caller over the limit gets 429).
     audit_log.audit_routes(out, gw)
     out.append(openapi.route(out))
-    return limit_routes(out, limiter or ControlRateLimiter())
+    return limit_routes(out, limiter or limiter_for(gw))
