@@ -22,12 +22,8 @@ use tiktoken_rs::CoreBPE;
 use bpe::FastEncoder;
 use pretok::Pattern;
 
-static FAST_O200K: LazyLock<FastEncoder> = LazyLock::new(|| {
-    FastEncoder::from_reference(tiktoken_rs::o200k_base_singleton(), Pattern::O200k)
-});
-static FAST_CL100K: LazyLock<FastEncoder> = LazyLock::new(|| {
-    FastEncoder::from_reference(tiktoken_rs::cl100k_base_singleton(), Pattern::Cl100k)
-});
+static FAST_O200K: LazyLock<FastEncoder> = LazyLock::new(|| FastEncoder::load(Pattern::O200k));
+static FAST_CL100K: LazyLock<FastEncoder> = LazyLock::new(|| FastEncoder::load(Pattern::Cl100k));
 
 /// An exact OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -16,35 +16,64 @@ const LARGE_PIECE: usize = 100;
 
 /// Token ranks of one encoding, plus how it splits text.
 pub struct FastEncoder {
-    ranks: FxHashMap<Vec<u8>, Rank>,
+    /// Keys borrow from one leaked arena holding every token's bytes back to back (the
+    /// encoders are process-wide statics), so the map is ~200k small entries and no
+    /// allocation per token.
+    ranks: FxHashMap<&'static [u8], Rank>,
     /// Ranks of all two-byte tokens, indexed by `b0 << 8 | b1` (no hashing).
     pairs: Box<[Rank]>,
     pattern: Pattern,
 }
 
 impl FastEncoder {
+    /// Builds the counter from a freshly loaded reference encoder and drops that
+    /// encoder: `tiktoken-rs`'s `CoreBPE` holds the vocabulary three times (encoder,
+    /// decoder, sorted tokens), which a worker must not keep for the counts it never
+    /// asks of it. Only tests and benches load the reference (`Encoding::reference`).
+    pub fn load(pattern: Pattern) -> FastEncoder {
+        let reference = match pattern {
+            Pattern::O200k => tiktoken_rs::o200k_base(),
+            Pattern::Cl100k => tiktoken_rs::cl100k_base(),
+        }
+        .expect("the embedded tiktoken vocabulary parses");
+        let encoder = FastEncoder::from_reference(&reference, pattern);
+        drop(reference);
+        release_free_memory();
+        encoder
+    }
+
     /// Takes the ranks out of the reference encoder (its special tokens excluded).
     pub fn from_reference(reference: &tiktoken_rs::CoreBPE, pattern: Pattern) -> FastEncoder {
         let specials: Vec<&str> = reference.special_tokens().into_iter().collect();
-        let mut ranks = FxHashMap::with_capacity_and_hasher(210_000, Default::default());
+        let mut tokens: Vec<(Vec<u8>, Rank)> = Vec::with_capacity(210_000);
         let mut misses = 0;
         let mut rank: Rank = 0;
         // Ranks are dense; stop after a long gap past the last one.
         while misses < 1024 {
             match reference.decode_bytes(&[rank]) {
                 Ok(bytes) if !specials.iter().any(|s| s.as_bytes() == bytes.as_slice()) => {
-                    ranks.insert(bytes, rank);
+                    tokens.push((bytes, rank));
                     misses = 0;
                 }
                 _ => misses += 1,
             }
             rank += 1;
         }
+        let mut arena = Vec::with_capacity(tokens.iter().map(|(b, _)| b.len()).sum());
+        for (bytes, _) in &tokens {
+            arena.extend_from_slice(bytes);
+        }
+        let arena: &'static [u8] = Box::leak(arena.into_boxed_slice());
+        let mut ranks = FxHashMap::with_capacity_and_hasher(tokens.len(), Default::default());
         let mut pairs = vec![Rank::MAX; 1 << 16].into_boxed_slice();
-        for (bytes, &rank) in &ranks {
-            if let [b0, b1] = bytes[..] {
+        let mut at = 0;
+        for (bytes, rank) in tokens {
+            let key = &arena[at..at + bytes.len()];
+            at += bytes.len();
+            if let [b0, b1] = key[..] {
                 pairs[usize::from(b0) << 8 | usize::from(b1)] = rank;
             }
+            ranks.insert(key, rank);
         }
         FastEncoder {
             ranks,
@@ -201,5 +230,21 @@ impl FastEncoder {
             state[right_start].next_rank = Rank::MAX;
         }
         parts
+    }
+}
+
+/// Hands the pages freed by a dropped reference encoder back to the OS (glibc keeps
+/// freed heap memory mapped otherwise, and the worker's RSS would not shrink).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim only returns free memory to the OS; it takes the
+        // allocator's own locks and is safe to call from any thread at any time.
+        unsafe {
+            malloc_trim(0);
+        }
     }
 }
