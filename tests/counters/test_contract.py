@@ -8,7 +8,7 @@ import random
 import pytest
 from tests.counters.conftest import held_total
 
-from tollhouse.counters import Charge, Counters, Denied, Level, Reservation
+from tollhouse.counters import Charge, Counters, Denied, Level, MemoryCounters, Reservation
 from tollhouse.errors import InvalidRequest
 
 MIN = 60_000
@@ -73,6 +73,22 @@ async def test_unsettled_hold_expires_and_late_settle_still_counts(counters: Cou
     assert await counters.settle(r, [50], now_ms=1_500) == [50]
     assert await counters.levels([fixed("b", 0, 100)], now_ms=1_501) == [Level(50, 30)]
     await counters.settle(r2, [30], now_ms=1_600)
+    assert await held_total(counters) == 0
+
+
+async def test_holds_expire_each_at_its_own_time(counters: Counters) -> None:
+    # Holds with different hold times, reserved out of expiry order: each is released
+    # exactly at its own expiry, settled ones never come back.
+    long = await granted(counters, [fixed("h", 10, 1000)], 0, hold_ms=5_000)
+    short = await granted(counters, [fixed("h", 20, 1000)], 1, hold_ms=1_000)
+    settled = await granted(counters, [fixed("h", 40, 1000)], 2, hold_ms=500)
+    await counters.settle(settled, [4], now_ms=3)
+    assert await counters.levels([fixed("h", 0, 1000)], now_ms=1_000) == [Level(4, 30)]
+    assert await counters.levels([fixed("h", 0, 1000)], now_ms=1_001) == [Level(4, 10)]
+    assert await counters.levels([fixed("h", 0, 1000)], now_ms=4_999) == [Level(4, 10)]
+    assert await counters.levels([fixed("h", 0, 1000)], now_ms=5_000) == [Level(4, 0)]
+    assert await counters.settle(long, [1], now_ms=5_001) == [5]
+    assert await counters.settle(short, [2], now_ms=5_002) == [7]
     assert await held_total(counters) == 0
 
 
@@ -184,3 +200,24 @@ async def test_retry_after_never_exceeds_the_window(counters: Counters) -> None:
     denied = await counters.reserve([sliding("rpm", 1, 1, 1_000)], now_ms=400)
     assert isinstance(denied, Denied)
     assert denied.retry_after_ms == 1_000
+
+
+async def test_memory_settled_reservations_leave_nothing_behind() -> None:
+    # A settled hold is gone at once, not kept until its expiry (900 s by default): a
+    # busy worker's memory must not grow with the requests of the last 15 minutes.
+    import tracemalloc
+
+    c = MemoryCounters()
+    charges = [fixed("k", 5, 10**12), fixed("team", 5, 10**12)]
+    for now in range(1_000):  # warm-up: the counters and their dicts exist
+        await c.settle(await granted(c, charges, now), [1, 1], now_ms=now)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for now in range(1_000, 21_000):
+            await c.settle(await granted(c, charges, now), [1, 1], now_ms=now)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, grown  # keeping every hold until its expiry grew 4.5 MB here
+    assert await c.levels(charges, now_ms=21_000) == [Level(21_000, 0), Level(21_000, 0)]

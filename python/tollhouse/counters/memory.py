@@ -8,7 +8,6 @@ is False and the server refuses to start rather than multiply the limits).
 
 from __future__ import annotations
 
-import heapq
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -30,19 +29,43 @@ _SWEEP_EVERY = 4096
 
 @dataclass(slots=True)
 class _Fixed:
+    """A fixed counter: what was settled (``used``) plus the holds still in flight.
+
+    ``holds`` maps a reservation id to its (amount, expiry); a settle removes its hold,
+    so the dict only ever holds requests in flight.  ``next_expiry`` is the earliest
+    expiry among them: a purge scans the holds only once one can have expired (a
+    worker that never settled), never per request."""
+
     used: int = 0
     held: int = 0
-    holds: dict[str, int] = field(default_factory=dict)
-    expiries: list[tuple[int, str]] = field(default_factory=list)
+    holds: dict[str, tuple[int, int]] = field(default_factory=dict)
+    next_expiry: int | None = None
     expire_at: int | None = None
 
+    def hold(self, rid: str, amount: int, expiry: int) -> None:
+        self.holds[rid] = (amount, expiry)
+        self.held += amount
+        if self.next_expiry is None or expiry < self.next_expiry:
+            self.next_expiry = expiry
+
+    def release(self, rid: str) -> None:
+        hold = self.holds.pop(rid, None)
+        if hold is not None:
+            self.held -= hold[0]
+            if not self.holds:
+                self.next_expiry = None
+
     def purge(self, now: int) -> None:
-        exp = self.expiries
-        while exp and exp[0][0] <= now:
-            _, rid = heapq.heappop(exp)
-            amount = self.holds.pop(rid, None)
-            if amount is not None:
+        if self.next_expiry is None or self.next_expiry > now:
+            return
+        soonest: int | None = None
+        for rid, (amount, expiry) in list(self.holds.items()):
+            if expiry <= now:
+                del self.holds[rid]
                 self.held -= amount
+            elif soonest is None or expiry < soonest:
+                soonest = expiry
+        self.next_expiry = soonest
 
     def stale(self, now: int) -> bool:
         return self.expire_at is not None and self.expire_at <= now and not self.holds
@@ -95,7 +118,7 @@ class MemoryCounters:
         f = self._fixed.get(c.key)
         if f is None:
             f = self._fixed[c.key] = _Fixed(expire_at=c.expire_at_ms)
-        elif f.expiries:
+        else:
             f.purge(now)
         return f
 
@@ -162,9 +185,7 @@ class MemoryCounters:
                     levels.append(st.total)
                     resets.append(st.reset(now_ms))
                 else:
-                    st.holds[rid] = c.amount
-                    st.held += c.amount
-                    heapq.heappush(st.expiries, (expiry, rid))
+                    st.hold(rid, c.amount, expiry)
                     if c.expire_at_ms is not None:
                         st.expire_at = max(st.expire_at or 0, c.expire_at_ms)
                     levels.append(st.used + st.held)
@@ -189,9 +210,7 @@ class MemoryCounters:
                     out.append(s.total)
                 else:
                     f = self._get_fixed(c, now_ms)
-                    held = f.holds.pop(rid, None)
-                    if held is not None:
-                        f.held -= held
+                    f.release(rid)
                     f.used += actual
                     out.append(f.used)
         return out
