@@ -58,10 +58,24 @@ def parse_period(value: object, where: str) -> Period | None:
     return PERIOD_ALIASES[value]
 
 
+_ALL: Final = Window(None, "all", 0, None)
+_CURRENT: dict[str, Window] = {}  # the last window computed per period
+
+
 def window(period: Period | None, now_ms: int) -> Window:
-    """The window instance containing ``now_ms``."""
+    """The window instance containing ``now_ms`` (the current one per period is kept:
+    every request asks for it, and it changes once a day at most)."""
     if period is None:
-        return Window(None, "all", 0, None)
+        return _ALL
+    w = _CURRENT.get(period)
+    if w is not None and w.end_ms is not None and w.start_ms <= now_ms < w.end_ms:
+        return w
+    w = _compute_window(period, now_ms)
+    _CURRENT[period] = w
+    return w
+
+
+def _compute_window(period: Period, now_ms: int) -> Window:
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "daily":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from tollhouse.errors import ConfigError
-from tollhouse.guard.redaction import leaf_text, message_groups
+from tollhouse.guard.redaction import Leaf, leaf_text, message_groups
 
 _FOLD: Final = bytes.maketrans(b"123456789\t\n\r\x0b\x0c", b"000000000     ")
 
@@ -74,9 +74,11 @@ def normalise(text: str) -> bytes:
     return raw.strip(b" ")
 
 
-def fingerprint(body: Mapping[str, Any], model: str) -> str:
-    """16 hex digits naming what the request asks (its last message, normalised)."""
-    groups = message_groups(body)
+def fingerprint(body: Mapping[str, Any], model: str, groups: list[list[Leaf]] | None = None) -> str:
+    """16 hex digits naming what the request asks (its last message, normalised).
+    ``groups``: the body's ``message_groups`` when the caller has them already."""
+    if groups is None:
+        groups = message_groups(body)
     last = groups[-1] if groups else []
     h = hashlib.blake2b(model.encode("utf-8", "surrogatepass"), digest_size=8)
     for leaf in last:

@@ -28,7 +28,7 @@ from tollhouse.gateway import Gateway
 from tollhouse.guard.audit import BLOCKING_RISKS, FLAG_RISKS, Verdict
 from tollhouse.guard.loops import fingerprint
 from tollhouse.guard.presets import Preset, preset_of
-from tollhouse.guard.redaction import message_groups, request_text
+from tollhouse.guard.redaction import Leaf, message_groups, request_text
 from tollhouse.guard.response_scan import StreamScanner, scan_completion
 from tollhouse.guard.snapshots import snapshot_request, snapshot_url
 from tollhouse.proxy import asgi, budget
@@ -81,10 +81,12 @@ def _notifier(gw: Gateway, ex: Exchange) -> Any:
     return lambda event_type, data: _emit(gw, ex, event_type, data)
 
 
-async def _session(gw: Gateway, ex: Exchange, sid: str, preset: Preset) -> None:
+async def _session(
+    gw: Gateway, ex: Exchange, sid: str, preset: Preset, groups: list[list[Leaf]]
+) -> None:
     key, body = ex.key, ex.body or {}
     model = ex.route.model if ex.route is not None else ""
-    fp = fingerprint(body, model) if preset.loop_detection else None
+    fp = fingerprint(body, model, groups) if preset.loop_detection else None
     try:
         ex.session = await gw.security.sessions.admit(
             key.hash if key is not None else "", sid, preset, fp, _now_ms(), _notifier(gw, ex)
@@ -125,9 +127,9 @@ async def _checks(
     forced = (asgi.header(headers, AUDIT) or b"").strip().lower() == b"true"
     ex.audit_mode = sec.auditor.mode_for(key, preset, forced)
     sid = session_id(ex, headers)
-    if preset.sessions and sid is not None:
-        await _session(gw, ex, sid, preset)
     groups = message_groups(body)
+    if preset.sessions and sid is not None:
+        await _session(gw, ex, sid, preset, groups)
     if not groups:
         return raw
     if preset.policies and not sec.policies.empty:
