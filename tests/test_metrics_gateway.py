@@ -123,6 +123,22 @@ def test_requests_of_both_workers_in_one_scrape(stack: Stack) -> None:
     assert sample(s, "tollhouse_overhead_seconds_count", **ok) == 20
     assert sample(s, "tollhouse_ttft_seconds_count", **mock) == 5
     assert ("tollhouse_ttft_seconds_count", frozenset(ok.items())) not in s
+    # Pipeline stages: each request counts in the stages it got through (the 401s end
+    # at auth, the 404s at parse); every one of them settles.
+    stages = {
+        "auth": 27,
+        "parse": 25,
+        "security": 25,
+        "limits": 25,
+        "route": 25,
+        "upstream": 25,
+        "respond": 20,
+        "relay": 5,
+        "settle": 30,
+    }
+    for stage, n in stages.items():
+        assert sample(s, "tollhouse_stage_duration_seconds_count", stage=stage) == n, stage
+        assert sample(s, "tollhouse_stage_duration_seconds_sum", stage=stage) > 0, stage
     for _ in range(4):  # any worker answers the scrape with the same totals
         again = _scrape(stack)
         assert sample(again, "tollhouse_requests_total", **ok, status="200", code="") == 20

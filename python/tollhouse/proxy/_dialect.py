@@ -68,6 +68,7 @@ async def serve(
     watch: DisconnectWatch | None = None
     try:
         ex.key = authenticate(gw, headers)
+        ex.stage("auth")
         raw = await read_body(receive, headers, gw.max_body_bytes)
         client = pipeline.parse_json(raw)
         model = client.get("model")
@@ -75,8 +76,11 @@ async def serve(
             raise InvalidRequest("model: required, a non-empty string")
         ex.body = client
         ex.route = pipeline.resolve(gw, ex.key, model)
+        ex.stage("parse")
         await security.inbound(gw, ex, headers, raw)
+        ex.stage("security")
         await budget.admit(gw, ex, headers)
+        ex.stage("limits")
         watch = DisconnectWatch(receive)
         if dialect.native is not None and await dialect.native(gw, ex, client, raw, send):
             return

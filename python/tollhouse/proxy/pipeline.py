@@ -80,6 +80,14 @@ class Exchange:
     audit_mode: str | None = None  # "async" | "blocking" when the answer is audited
     snapshot: asyncio.Task[str | None] | None = None  # the snapshot POST (proxy/security.py)
     snapshot_id: str | None = None  # the id it returned, kept with the spend row
+    stage_at: float = 0.0  # when the last pipeline stage ended (``stage``)
+
+    def stage(self, name: str) -> None:
+        """The stage ``name`` ended now: its time since the previous one (or the start)
+        goes to ``tollhouse_stage_duration_seconds``."""
+        now = time.perf_counter()
+        METRICS.observe_stage(name, now - (self.stage_at or self.started))
+        self.stage_at = now
 
     def overhead_ms(self) -> float:
         return (time.perf_counter() - self.started - self.upstream_s) * 1000.0

@@ -130,6 +130,7 @@ async def finish(gw: Gateway, ex: Exchange, watch: DisconnectWatch | None) -> No
     await budget.settle(gw, ex)
     await security.settle(gw, ex)
     pipeline.record(gw, ex)
+    ex.stage("settle")
 
 
 async def chat_completions(
@@ -140,13 +141,18 @@ async def chat_completions(
     watch: DisconnectWatch | None = None
     try:
         ex.key = pipeline.authenticate(gw, headers)
+        ex.stage("auth")
         raw = await read_body(receive, headers, gw.max_body_bytes)
         body = ex.body = pipeline.parse_chat(raw)
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
+        ex.stage("parse")
         sent = await security.inbound(gw, ex, headers, raw)
+        ex.stage("security")
         await budget.admit(gw, ex, headers)
+        ex.stage("limits")
         targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
+        ex.stage("route")
         if body.get("stream") is True:
             ex.stream = True
             await _stream(gw, ex, targets, body, sent, send)
@@ -170,6 +176,7 @@ async def _complete(
         return await route.provider.chat(attempts.make_call(body, raw, target))
 
     reply = await attempts.run(gw, ex, targets, chat)
+    ex.stage("upstream")
     route = ex.route
     assert route is not None  # noqa: S101 - set by attempts.run
     data = reply.data
@@ -185,6 +192,7 @@ async def _complete(
     await security.snapshot_header(ex)
     headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
     await asgi.send_bytes(send, 200, out, headers)
+    ex.stage("respond")
 
 
 async def _stream(
@@ -208,6 +216,7 @@ async def _stream(
         return attempts.prepend(first, rest, lambda exc: gw.router.record_failure(target, str(exc)))
 
     chunks = await attempts.run(gw, ex, targets, open_)
+    ex.stage("upstream")  # the upstream's first byte
     relay = SSERelay(
         client_usage=client_usage,
         cost_of=lambda usage: pipeline.price(gw, ex, usage),
@@ -231,6 +240,7 @@ async def _stream(
         if scanner is not None:
             tail = scanner.feed(tail) + scanner.finish()
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+        ex.stage("relay")  # the whole stream, first byte to last
     finally:
         await _aclose(chunks)
         if relay.usage is None:
@@ -258,18 +268,24 @@ async def embeddings(
     watch: DisconnectWatch | None = None
     try:
         ex.key = pipeline.authenticate(gw, headers)
+        ex.stage("auth")
         raw = await read_body(receive, headers, gw.max_body_bytes)
         body = ex.body = pipeline.parse_embeddings(raw)
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
+        ex.stage("parse")
         sent = await security.inbound(gw, ex, headers, raw)
+        ex.stage("security")
         await budget.admit(gw, ex, headers, output=False)
+        ex.stage("limits")
         targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
+        ex.stage("route")
 
         async def embed(route: Route, target: Target) -> Reply:
             return await route.provider.embeddings(attempts.make_call(body, sent, target))
 
         reply = await attempts.run(gw, ex, targets, embed)
+        ex.stage("upstream")
         route = ex.route
         assert route is not None  # noqa: S101 - set by attempts.run
         if reply.data is None:
@@ -278,6 +294,7 @@ async def embeddings(
         pipeline.settle(gw, ex, usage)
         out = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
         await asgi.send_bytes(send, 200, reply.body, out)
+        ex.stage("respond")
     except BaseException as exc:  # noqa: BLE001 - ended() re-raises what must propagate
         await ended(send, ex, exc, watch, _fail, gone=(ClientGone, OSError))
     finally:
