@@ -229,20 +229,64 @@ def spawn(cmd: list[str], env: dict[str, str], cwd: Path, port: int) -> subproce
     return proc
 
 
-def tollhouse_target(workdir: Path, upstream: str) -> tuple[subprocess.Popen[bytes], int, str]:
+# The full pipeline of issue 7: key auth, the key's budget and RPM/TPM, a team budget
+# and rate limits, redaction (the ``standard`` preset: every secret and personal-data
+# family, plus a custom pattern), content policies (keywords, a regex, a size limit,
+# model allow list), session breakers with loop detection (``x-gate-session-id``), token
+# estimate, cost, Prometheus metrics and the background spend rows. Every limit is far
+# above what a run can reach, so nothing is refused.
+HUGE = 10**12
+FULL_PIPELINE: dict[str, object] = {
+    "limits": {
+        "teams": {
+            "bench": {"budget_usd": 10**6, "period": "monthly", "rpm": HUGE, "tpm": HUGE},
+        },
+    },
+    "redaction": {
+        "modes": {"default": "mask"},
+        "custom": [{"name": "EMPLOYEE_ID", "pattern": "EMP-[0-9]{6}"}],
+    },
+    "policies": [
+        {
+            "id": "no-internal-projects",
+            "action": "block",
+            "keywords": ["project bluebird", "codename falcon", "internal only"],
+            "whole_word": True,
+        },
+        {"id": "jailbreak", "action": "block", "regex": ["ignore (all )?previous instructions"]},
+        {"id": "size", "action": "block", "max_bytes": 1_000_000},
+        {"id": "models", "action": "block", "models_allow": ["gpt-*"]},
+    ],
+    "sessions": {
+        "max_requests": HUGE,
+        "max_tokens": HUGE,
+        "max_cost_usd": 10**6,
+        "loop": {"max_repeats": HUGE},
+    },
+}
+SESSION_HEADER = "x-gate-session-id"
+
+
+def tollhouse_target(
+    workdir: Path, upstream: str, pipeline: bool = True
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    """``tollhouse serve`` in front of ``upstream``: the full pipeline, or with
+    ``pipeline=False`` key auth only (no limits, no policies; redaction still runs, it
+    is the default preset's)."""
     from tollhouse.guard.keys import generate_key, hash_key, key_label
     from tollhouse.store import open_store
     from tollhouse.store.base import KeyRecord
 
     store = f"sqlite:///{workdir / 'bench.db'}"
-    config = {
+    config: dict[str, object] = {
         "store": store,
         "providers": {
             "up": {"kind": "openai_compatible", "base_url": f"{upstream}/v1", "api_key": "sk-bench"}
         },
         "models": {"gpt-4o-mini": {"deployments": [{"provider": "up", "model": "gpt-4o-mini"}]}},
+        **(FULL_PIPELINE if pipeline else {}),
     }
-    path = workdir / "bench.yaml"
+    path = workdir / ("bench.yaml" if pipeline else "bench-bare.yaml")
     path.write_text(yaml.safe_dump(config))
     raw = generate_key()
 
@@ -250,7 +294,14 @@ def tollhouse_target(workdir: Path, upstream: str) -> tuple[subprocess.Popen[byt
         s = open_store(store)
         await s.open()
         now = time.time()
-        await s.create_key(KeyRecord(hash_key(raw), "bench", key_label(raw), now, now))
+        # The key's own budget and RPM/TPM, and its team's (full pipeline only).
+        limits = (
+            {"limit_micros": 10**12, "limit_reset": "monthly", "rpm": HUGE, "tpm": HUGE}
+            if pipeline
+            else {}
+        )
+        record = KeyRecord(hash_key(raw), "bench", key_label(raw), now, now, team="bench", **limits)
+        await s.create_key(record)
         await s.close()
 
     asyncio.run(make_key())
@@ -337,11 +388,14 @@ def main() -> None:
                     procs.append(proc)
                     pid, url = proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions"
                     headers["authorization"] = f"Bearer {key}"
-                elif target == "tollhouse":
-                    proc, port, key = tollhouse_target(workdir, upstream)
+                elif target in ("tollhouse", "tollhouse-bare"):
+                    full = target == "tollhouse"
+                    proc, port, key = tollhouse_target(workdir, upstream, full)
                     procs.append(proc)
                     pid, url = proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions"
                     headers["authorization"] = f"Bearer {key}"
+                    if full:
+                        headers[SESSION_HEADER] = "bench-session"
                 elif target.startswith(("starlette+", "granian-canned")):
                     app = {
                         "starlette+httpx": "httpx_app",
