@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tollhouse.config import ProviderConfig
 from tollhouse.errors import ConfigError, ProviderError
+from tollhouse.providers._http1 import Client, HTTPClientError, Response
 from tollhouse.providers._sse import DONE_FRAME, SSEEvent, SSEParser
 from tollhouse.providers.base import (
     Call,
     Provider,
     Reply,
-    client_session,
     parse_json_object,
     raise_for_upstream,
+    upstream_client,
     upstream_failure,
 )
 
@@ -66,7 +66,7 @@ def include_usage(call: Call) -> bool:
 
 
 class TranslatingProvider(Provider):
-    """A pooled aiohttp session plus JSON/SSE helpers; subclasses translate."""
+    """A pooled upstream client plus JSON/SSE helpers; subclasses translate."""
 
     options: tuple[str, ...] = ("drop_unsupported",)
 
@@ -74,7 +74,7 @@ class TranslatingProvider(Provider):
         super().__init__(config)
         check_options(config, self.options)
         self.drop_unsupported = option_bool(config, "drop_unsupported")
-        self._session: aiohttp.ClientSession | None = None
+        self._session: Client | None = None
 
     @property
     def has_key(self) -> bool:
@@ -82,35 +82,32 @@ class TranslatingProvider(Provider):
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = client_session(self.config)
+            self._session = upstream_client(self.config)
 
     async def close(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
 
-    async def post(
-        self, url: str, payload: dict[str, Any], headers: dict[str, str]
-    ) -> aiohttp.ClientResponse:
+    async def post(self, url: str, payload: dict[str, Any], headers: bytes) -> Response:
+        """POST JSON; ``headers`` are encoded once by ``_http1.encode_headers``."""
         if self._session is None:
             raise ProviderError(f"provider {self.name!r} is not started")
         try:
-            resp = await self._session.post(url, data=orjson.dumps(payload), headers=headers)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            resp = await self._session.request("POST", url, orjson.dumps(payload), headers)
+        except (TimeoutError, HTTPClientError) as exc:
             raise upstream_failure(self.name, exc) from None
         await raise_for_upstream(self.name, resp)
         return resp
 
-    async def post_json(
-        self, url: str, payload: dict[str, Any], headers: dict[str, str]
-    ) -> dict[str, Any]:
+    async def post_json(self, url: str, payload: dict[str, Any], headers: bytes) -> dict[str, Any]:
         resp = await self.post(url, payload, headers)
         try:
             body = await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            resp.close()
+        except (TimeoutError, HTTPClientError) as exc:
             raise upstream_failure(self.name, exc) from None
-        resp.release()
+        finally:
+            resp.release()
         data = parse_json_object(body)
         if data is None:
             raise ProviderError(f"provider {self.name!r} answered with a body that is not JSON")
@@ -122,7 +119,7 @@ class TranslatingProvider(Provider):
 
     async def relay(
         self,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         translate: ChunkFn,
         finish: Callable[[], list[dict[str, Any]]],
         finished: Callable[[], bool],
@@ -140,22 +137,17 @@ class TranslatingProvider(Provider):
                 raise ProviderError(f"provider {self.name!r} ended the stream early")
             yield tail + b"".join(_frame(c) for c in finish()) + DONE_FRAME
         finally:
-            await pieces.aclose()  # closes (not releases) an unfinished upstream response
+            await pieces.aclose()  # drops the connection of an unfinished upstream answer
 
-    async def relay_raw(self, resp: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    async def relay_raw(self, resp: Response) -> AsyncGenerator[bytes, None]:
         """The upstream's bytes untouched (a client that speaks the upstream's format)."""
-        done = False
         try:
-            async for piece in resp.content.iter_any():
+            async for piece in resp.iter_chunks():
                 yield piece
-            done = True
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, HTTPClientError) as exc:
             raise upstream_failure(self.name, exc) from None
         finally:
-            if done:
-                resp.release()
-            else:
-                resp.close()
+            resp.release()  # closes the connection of an unfinished answer
 
     def _frames(self, events: list[SSEEvent], translate: ChunkFn) -> bytes:
         out: list[bytes] = []

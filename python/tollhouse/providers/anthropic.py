@@ -21,6 +21,7 @@ from tollhouse.providers._anthropic_format import (
 )
 from tollhouse.providers._anthropic_stream import AnthropicToChat
 from tollhouse.providers._chat_shape import now
+from tollhouse.providers._http1 import encode_headers
 from tollhouse.providers._translated import (
     TranslatingProvider,
     include_usage,
@@ -49,7 +50,7 @@ class AnthropicProvider(TranslatingProvider):
             headers["anthropic-beta"] = option_str(config, "beta", "")
         if config.api_key is not None:
             headers["x-api-key"] = config.api_key.get()
-        self._headers = headers
+        self._headers = encode_headers(headers)
         max_tokens = config.options.get("default_max_tokens", DEFAULT_MAX_TOKENS)
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise ConfigError(

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from tollhouse.config import ProviderConfig
 from tollhouse.errors import ConfigError
+from tollhouse.providers._http1 import encode_headers
 from tollhouse.providers._translated import check_options, option_str, upstream_model
 from tollhouse.providers.base import Call, Reply
 from tollhouse.providers.openai import OpenAIProvider
@@ -43,7 +44,7 @@ class AzureProvider(OpenAIProvider):
         headers = {"Content-Type": "application/json"}
         if config.api_key is not None:
             headers["api-key"] = config.api_key.get()
-        self._headers = headers
+        self._headers = encode_headers(headers)
 
     @property
     def has_key(self) -> bool:

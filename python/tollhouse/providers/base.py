@@ -9,17 +9,23 @@ echoes a provider key.
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tollhouse.config import ProviderConfig
 from tollhouse.errors import ProviderError, UpstreamHTTPError
+from tollhouse.providers._http1 import (
+    BadResponse,
+    Client,
+    ConnectFailed,
+    Disconnected,
+    HTTPClientError,
+    Response,
+)
 
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -93,42 +99,30 @@ def parse_json_object(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def client_session(config: ProviderConfig, *, limit: int = 256) -> aiohttp.ClientSession:
+def upstream_client(config: ProviderConfig, *, limit: int = 256) -> Client:
     """A pooled keep-alive client with the provider's connect/read/total timeouts."""
-    connector = aiohttp.TCPConnector(
+    return Client(
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        total_timeout=config.total_timeout,
         limit=limit,
-        limit_per_host=limit,
-        keepalive_timeout=30.0,
-        ttl_dns_cache=300,
-        enable_cleanup_closed=False,
-    )
-    timeout = aiohttp.ClientTimeout(
-        total=config.total_timeout,
-        sock_connect=config.connect_timeout,
-        connect=config.connect_timeout,
-        sock_read=config.read_timeout,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=True,
-        skip_auto_headers=("User-Agent",),
-        raise_for_status=False,
     )
 
 
 def upstream_failure(provider: str, exc: BaseException) -> ProviderError:
     """A 502 naming the provider and the kind of failure (never the URL's credentials)."""
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return ProviderError(f"provider {provider!r} timed out")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         return ProviderError(f"provider {provider!r} is unreachable (connection failed)")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, Disconnected):
         return ProviderError(f"provider {provider!r} closed the connection")
+    if isinstance(exc, BadResponse):
+        return ProviderError(f"provider {provider!r} sent a malformed answer: {exc}")
     return ProviderError(f"provider {provider!r} failed: {type(exc).__name__}")
 
 
-async def raise_for_upstream(provider: str, resp: aiohttp.ClientResponse) -> None:
+async def raise_for_upstream(provider: str, resp: Response) -> None:
     """Turn a non-2xx answer into the error the client should see."""
     status = resp.status
     if status < 300:
@@ -137,11 +131,11 @@ async def raise_for_upstream(provider: str, resp: aiohttp.ClientResponse) -> Non
     hint = resp.headers.get("retry-after")
     headers = {"retry-after": hint} if hint else None
     try:
-        body = await resp.content.read(_ERROR_BODY_LIMIT)
-    except (TimeoutError, aiohttp.ClientError):
+        body = await resp.read(_ERROR_BODY_LIMIT)
+    except (TimeoutError, HTTPClientError):
         body = b""
     finally:
-        resp.close()
+        resp.release()
     if 400 <= status < 500:
         ctype = resp.headers.get("content-type", "application/json")
         if not body:

@@ -18,6 +18,7 @@ from tollhouse.errors import InvalidRequest
 from tollhouse.providers._chat_shape import now
 from tollhouse.providers._gemini_format import chat_to_gemini, gemini_to_chat
 from tollhouse.providers._gemini_stream import GeminiToChat
+from tollhouse.providers._http1 import encode_headers
 from tollhouse.providers._translated import TranslatingProvider, include_usage, upstream_model
 from tollhouse.providers.base import Call, Reply
 
@@ -33,7 +34,7 @@ class GeminiProvider(TranslatingProvider):
         headers = {"content-type": "application/json"}
         if config.api_key is not None:
             headers["x-goog-api-key"] = config.api_key.get()
-        self._headers = headers
+        self._headers = encode_headers(headers)
 
     def _url(self, model: str, method: str) -> str:
         model = model.removeprefix("models/")

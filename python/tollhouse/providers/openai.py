@@ -1,25 +1,24 @@
 """OpenAI and OpenAI-compatible upstreams (``openai``, ``openai_compatible``).
 
 The client's body goes out byte for byte unless the pipeline changed a field (upstream
-model name, ``stream_options``); answers come back byte for byte.  One pooled aiohttp
-session per provider, opened inside the serving loop.
+model name, ``stream_options``); answers come back byte for byte.  One pooled HTTP/1.1
+client (``_http1``) per provider, opened inside the serving loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
-
 from tollhouse.config import ProviderConfig
 from tollhouse.errors import ProviderError
+from tollhouse.providers._http1 import Client, HTTPClientError, Response, encode_headers
 from tollhouse.providers.base import (
     Call,
     Provider,
     Reply,
-    client_session,
     parse_json_object,
     raise_for_upstream,
+    upstream_client,
     upstream_failure,
 )
 
@@ -41,8 +40,8 @@ class OpenAIProvider(Provider):
         organization = config.options.get("organization")
         if isinstance(organization, str):
             headers["OpenAI-Organization"] = organization
-        self._headers = headers
-        self._session: aiohttp.ClientSession | None = None
+        self._headers = encode_headers(headers)
+        self._session: Client | None = None
 
     @property
     def has_key(self) -> bool:
@@ -51,22 +50,22 @@ class OpenAIProvider(Provider):
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = client_session(self.config)
+            self._session = upstream_client(self.config)
 
     async def close(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _client(self) -> Client:
         if self._session is None:
             raise ProviderError(f"provider {self.name!r} is not started")
         return self._session
 
-    async def _post(self, url: str, call: Call) -> aiohttp.ClientResponse:
+    async def _post(self, url: str, call: Call) -> Response:
         try:
-            resp = await self._client().post(url, data=call.payload(), headers=self._headers)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            resp = await self._client().request("POST", url, call.payload(), self._headers)
+        except (TimeoutError, HTTPClientError) as exc:
             raise upstream_failure(self.name, exc) from None
         await raise_for_upstream(self.name, resp)
         return resp
@@ -75,10 +74,10 @@ class OpenAIProvider(Provider):
         resp = await self._post(url, call)
         try:
             body = await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            resp.close()
+        except (TimeoutError, HTTPClientError) as exc:
             raise upstream_failure(self.name, exc) from None
-        resp.release()
+        finally:
+            resp.release()
         ctype = resp.headers.get("content-type", "application/json").encode("latin-1")
         return Reply(body, parse_json_object(body), ctype)
 
@@ -92,18 +91,13 @@ class OpenAIProvider(Provider):
         resp = await self._post(self._chat_url, call)
         return self._relay(resp)
 
-    async def _relay(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        done = False
+    async def _relay(self, resp: Response) -> AsyncIterator[bytes]:
         try:
-            async for chunk in resp.content.iter_any():
+            async for chunk in resp.iter_chunks():
                 yield chunk
-            done = True
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, HTTPClientError) as exc:
             raise upstream_failure(self.name, exc) from None
         finally:
-            # Closing (not releasing) an unfinished stream drops the connection, so the
-            # upstream sees the cancel when the client went away.
-            if done:
-                resp.release()
-            else:
-                resp.close()
+            # Releasing an unfinished stream drops the connection, so the upstream sees
+            # the cancel when the client went away.
+            resp.release()
