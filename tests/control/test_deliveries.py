@@ -4,6 +4,7 @@ message to an HTTP receiver on 127.0.0.1 (Slack targets get a Slack-formatted bo
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,12 @@ from tests.support.servers import free_port
 from tests.support.smtp import SmtpReceiver
 
 from tollhouse import control
+from tollhouse.control import _resources
+from tollhouse.control._delivery_send import send
 from tollhouse.events.dispatcher import WebhookDispatcher
+from tollhouse.events.evaluator import AlertEvaluator
+from tollhouse.store import SqlStore
+from tollhouse.store.base import SpendRow
 
 PASSWORD = "smtp-" + "Kx7" * 6
 
@@ -254,3 +260,48 @@ async def test_email_verify_over_smtp_and_the_password_never_shows(
         assert PASSWORD not in answer.text and PASSWORD[::-1] not in answer.text
     for record in caplog.records:
         assert PASSWORD not in record.getMessage() and PASSWORD[::-1] not in record.getMessage()
+
+
+async def test_alert_firing_and_resolving_reach_an_email_target(
+    egw: EventsGw, eclient: httpx.AsyncClient, admin: dict[str, str], smtp: SmtpReceiver
+) -> None:
+    """The background evaluator sends through the same path: a rule with an email target
+    fires (and later resolves) as two messages at the SMTP receiver."""
+    config = {"to": ["oncall@example.com"], "smtp_host": "127.0.0.1", "smtp_port": smtp.port}
+    mail = await add_target(eclient, admin, {"name": "mail", "type": "email", "config": config})
+    r = await eclient.post(
+        "/v1/workspaces/default/alert-rules",
+        json={
+            "name": "Busy",
+            "condition": {"metric": "requests", "threshold": 3, "window_seconds": 60},
+            "delivery_targets": [mail],
+            "severity": "critical",
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    store = egw.store
+    assert isinstance(store, SqlStore)
+    clock = [time.time()]
+    evaluator = AlertEvaluator(
+        store,
+        lambda target, event: send(egw, target, event),
+        lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
+        clock=lambda: clock[0],
+    )
+    rows = [SpendRow(f"gen-{i}", "k", "m", "p", "m", clock[0] - 1) for i in range(3)]
+    await store.insert_spend(rows)
+    (fired,) = await evaluator.run_once()
+    assert fired.results[0]["delivered"] is True, fired.results
+    (got,) = smtp.wait(1)
+    assert got.rcpt_tos == ["oncall@example.com"]
+    assert got.message["Subject"].startswith("[Tollhouse] [critical] Alert firing: Busy")
+    assert got.message["X-Tollhouse-Event-Id"] == fired.event.id
+    assert "status: firing" in got.message.get_content()
+
+    clock[0] += 61  # the requests leave the window: the alert clears
+    (resolved,) = await evaluator.run_once()
+    assert resolved.event.type == "alert.resolved"
+    got = smtp.wait(2)[1]
+    subject = str(got.message["Subject"]).strip()  # folded: the unfolded value keeps a space
+    assert subject == "[Tollhouse] [critical] Alert resolved: Busy (requests 0 < 3 over 60 s)"
