@@ -392,6 +392,55 @@ async def test_waiting_for_a_full_pool_is_bounded_by_the_connect_timeout() -> No
             await c.close()
 
 
+async def test_bodies_larger_than_the_read_buffer_arrive_whole() -> None:
+    big = bytes(range(256)) * (5 * 4096)  # 5 MiB, past the point where reading pauses
+
+    async def large(req: Request, w: asyncio.StreamWriter) -> bool:
+        if req.body == b"chunked":
+            w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for i in range(0, len(big), 65536):
+                piece = big[i : i + 65536]
+                w.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await w.drain()
+            w.write(b"0\r\n\r\n")
+        else:
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big))
+        await w.drain()
+        return True
+
+    async with serve(large) as srv:
+        c = client()
+        try:
+            assert await get(c, srv.url, b"length") == big
+            resp = await c.request("POST", srv.url, b"chunked", HEADERS)
+            got = bytearray()
+            async for piece in resp.iter_chunks():
+                got += piece
+                await asyncio.sleep(0.001)  # a slow reader: the buffer fills and pauses
+            assert got == big
+            assert await get(c, srv.url, b"length") == big
+        finally:
+            await c.close()
+    assert srv.connections == 1
+
+
+async def test_a_complete_body_left_unread_does_not_leak_into_the_next_answer() -> None:
+    async def numbered(req: Request, w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" + req.body)
+        return True
+
+    async with serve(numbered) as srv:
+        c = client()
+        try:
+            resp = await c.request("POST", srv.url, b"1", HEADERS)
+            await asyncio.sleep(0.05)  # the body is in; nobody reads it
+            resp.release()
+            assert await get(c, srv.url, b"2") == b"2"
+        finally:
+            await c.close()
+    assert srv.connections == 1
+
+
 async def test_framing_variants() -> None:
     packed = gzip.compress(b'{"zipped":true}')
 
@@ -523,6 +572,8 @@ ON_UVLOOP = [
     test_abandoned_answers_close_and_leftover_bytes_are_not_reused,
     test_pool_limit_queues_requests,
     test_waiting_for_a_full_pool_is_bounded_by_the_connect_timeout,
+    test_bodies_larger_than_the_read_buffer_arrive_whole,
+    test_a_complete_body_left_unread_does_not_leak_into_the_next_answer,
     test_framing_variants,
     test_connection_refused_is_connect_failed,
 ]

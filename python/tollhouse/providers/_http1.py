@@ -117,6 +117,7 @@ class _Conn(asyncio.Protocol):
         self._remaining = 0
         self._decoder: zlib._Decompress | None = None
         self._paused = False
+        self.whole = False  # the reader wants the whole body: never pause reading
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._read_timeout = 0.0
@@ -128,6 +129,8 @@ class _Conn(asyncio.Protocol):
         assert self.transport is not None  # noqa: S101 - connected before use
         self.state, self.status, self.headers, self.keep_alive = _HEAD, 0, {}, True
         self._no_body, self._decoder, self.error = no_body, None, None
+        self.whole = False
+        self.take()  # a body left unread by the last exchange (and un-pause)
         self._read_timeout, self._deadline = read_timeout, deadline
         self._last_io = now = self.loop.time()
         self._timer = self.loop.call_at(min(now + read_timeout, deadline), self._on_timer)
@@ -157,10 +160,13 @@ class _Conn(asyncio.Protocol):
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         pieces.clear()
         self.buffered = 0
+        self.resume()
+        return data
+
+    def resume(self) -> None:
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
-        return data
 
     def abort(self) -> None:
         self.dead = True
@@ -310,7 +316,8 @@ class _Conn(asyncio.Protocol):
         if piece:
             self.pieces.append(piece)
             self.buffered += len(piece)
-            if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
+            if self.buffered > _HIGH_WATER and not self.whole and not self._paused:
+                assert self.transport is not None  # noqa: S101 - data came through it
                 self._paused = True
                 self.transport.pause_reading()
 
@@ -371,6 +378,9 @@ class Response:
         conn = self._conn
         if conn is None:
             return b""
+        conn.whole = limit is None
+        if conn.whole:
+            conn.resume()
         try:
             while not conn.done and (limit is None or conn.buffered < limit):
                 await conn.wait()
@@ -418,6 +428,7 @@ class _Pool:
         self.idle: list[_Conn] = []
         self.open: set[_Conn] = set()
         self.waiters: deque[asyncio.Future[_Conn | None]] = deque()
+        self.closed = False
 
     async def acquire(self) -> _Conn:
         client = self.client
@@ -473,7 +484,7 @@ class _Pool:
 
     def put(self, conn: _Conn) -> None:
         """Back to the pool if the exchange ended cleanly, else closed."""
-        if not conn.reusable:
+        if not conn.reusable or self.closed:
             conn.abort()
             self._drop(conn)
             return
@@ -500,6 +511,7 @@ class _Pool:
         return False
 
     def close(self) -> None:
+        self.closed = True
         for conn in list(self.open):
             conn.abort()
         self.open.clear()
