@@ -11,6 +11,7 @@ import pytest
 from tests.control._app import Gw
 
 from tollhouse.control.audit_chain import audit_for
+from tollhouse.control.incidents import DETAIL, ENTRY, INCIDENT
 from tollhouse.control.incidents_book import book_for
 from tollhouse.events.types import Event
 
@@ -48,13 +49,14 @@ async def test_open_read_note_acknowledge_resolve(
         assert made[name].endswith("Z")
     assert made["acknowledged_at"] is None and made["resolved_at"] is None
     assert [e["kind"] for e in made["timeline"]] == ["opened"]
+    assert set(DETAIL["required"]) <= set(made) and set(DETAIL["properties"]) == set(made)
     assert made["timeline"][0]["data"] == {"author": "admin"}
     for name in ("related_events", "policy_violations", "failover_actions"):
         assert made[name] == []
 
     r = await client.post(f"{BASE}/{iid}/notes", json={"text": "looking"}, headers=admin)
     assert r.status_code == 201, r.text
-    assert r.json()["data"]["kind"] == "note"
+    assert r.json()["data"]["kind"] == "note" and set(ENTRY["required"]) <= set(r.json()["data"])
     assert r.json()["data"]["data"] == {"author": "admin", "text": "looking"}
 
     r = await client.patch(f"{BASE}/{iid}/status", json={"status": "acknowledged"}, headers=admin)
@@ -152,6 +154,7 @@ async def test_list_filters_sort_and_pages(
     body = r.json()
     assert body["total"] == 5 and [d["id"] for d in body["data"]] == made[::-1]  # newest first
     assert "timeline" not in body["data"][0]
+    assert set(INCIDENT["properties"]) == set(body["data"][0])
 
     async def ids(query: str) -> list[str]:
         r = await client.get(f"{BASE}?{query}", headers=admin)
@@ -239,6 +242,12 @@ async def test_changes_go_to_the_audit_chain(
     entries = await log.query(limit=100)
     paths = [e.payload.get("path") for e in entries if e.actor == "admin"]
     assert f"{BASE}/{iid}/notes" in paths and f"{BASE}/{iid}/status" in paths and BASE in paths
+    types = {e.event_type for e in entries if e.actor == "admin"}
+    assert {
+        "workspaces.incidents.create",
+        "workspaces.incidents.notes.create",
+        "workspaces.incidents.status.update",
+    } <= types
     opened = [e for e in entries if e.event_type == "incident.opened"]
     assert len(opened) == 1 and opened[0].payload["data"]["incident_id"] == iid
     assert (await log.verify())["valid"] is True

@@ -87,29 +87,44 @@ OPEN = obj(
 )
 NOTE = obj({"text": text(MAX_NOTE)}, ["text"])
 MOVE = obj({"status": choice(STATUSES)}, ["status"], description="open -> acknowledged -> resolved")
+_STRING: Schema = {"type": "string"}
+_MAYBE: Schema = {"type": ["string", "null"]}
 INCIDENT = obj(
     {
-        "id": {"type": "string"},
-        "workspace_id": {"type": "string"},
-        "title": {"type": "string"},
+        "id": _STRING,
+        "incident_id": _STRING,
+        "workspace_id": _STRING,
+        "title": _STRING,
         "severity": choice(SEVERITIES),
         "status": choice(STATUSES),
-        "source": ANY_OBJECT,
+        "source": obj(
+            {"kind": choice(SOURCE_KINDS), "ref": _MAYBE},
+            ["kind", "ref"],
+            description="what opened it: an alert rule's id, a deployment's breaker, a person",
+        ),
+        "route_id": _MAYBE,
+        "provider": _MAYBE,
+        "model": _MAYBE,
         "opened_at": TIMESTAMP,
         "acknowledged_at": TIMESTAMP,
         "resolved_at": TIMESTAMP,
+        "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
     },
-    ["id", "workspace_id", "title", "severity", "status"],
+    ["id", "incident_id", "workspace_id", "title", "severity", "status", "source"],
     closed=False,
 )
+ENTRY = obj(
+    {"id": _STRING, "at": TIMESTAMP, "kind": _STRING, "data": ANY_OBJECT},
+    ["id", "at", "kind", "data"],
+    closed=False,
+    description="opened, joined, note, acknowledged, resolved, breaker.closed, "
+    "alert.resolved, ingest.runtime, ingest.change, provider.failover, policy.blocked",
+)
+_JOINED = ("related_events", "policy_violations", "failover_actions")
 DETAIL = obj(
-    {
-        **INCIDENT["properties"],
-        **{k: array(ANY_OBJECT) for k in ("timeline", "related_events", "policy_violations")},
-        "failover_actions": array(ANY_OBJECT),
-    },
-    ["id", "status", "timeline"],
+    {**INCIDENT["properties"], "timeline": array(ENTRY), **{k: array(ENTRY) for k in _JOINED}},
+    [*INCIDENT["required"], "timeline", *_JOINED],
     closed=False,
 )
 
@@ -247,7 +262,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         "add a note (member)",
         body=NOTE,
         status=201,
-        response=envelope(obj({"incident_id": {"type": "string"}}, closed=False)),
+        response=envelope(obj({"incident_id": _STRING, **ENTRY["properties"]}, closed=False)),
     )
     async def note(request: Request) -> Response:
         wid, iid = request.path_params["id"], request.path_params["incidentId"]
