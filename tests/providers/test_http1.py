@@ -25,6 +25,7 @@ from tollhouse.providers._http1 import (
     Client,
     ConnectFailed,
     Disconnected,
+    InvalidURL,
     encode_headers,
 )
 
@@ -488,6 +489,17 @@ def test_header_values_that_could_split_the_request_are_config_errors() -> None:
     for bad in ({"X-A": "v\r\nX-B: w"}, {"X-A\n": "v"}, {"X-A": "ключ"}, {"X:A": "v"}):
         with pytest.raises(ConfigError):
             encode_headers(bad)
+
+
+async def test_urls_without_a_host_or_with_credentials_are_refused_unsent() -> None:
+    c = client()
+    try:
+        for url in ("ftp://127.0.0.1/x", "http:///x", "https://user:sk-secret@127.0.0.1/x"):
+            with pytest.raises(InvalidURL) as err:
+                await get(c, url)
+            assert "sk-secret" not in str(err.value)
+    finally:
+        await c.close()
 
 
 async def test_connection_refused_is_connect_failed() -> None:

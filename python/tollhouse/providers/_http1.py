@@ -59,6 +59,10 @@ class BadResponse(HTTPClientError):
     pass
 
 
+class InvalidURL(HTTPClientError):
+    """Never echoes the URL (it may carry credentials)."""
+
+
 def encode_headers(headers: Mapping[str, str]) -> bytes:
     """Fixed request headers, encoded once (a CR/LF in a value is a config error)."""
     out = [b"Accept: */*\r\nAccept-Encoding: identity\r\n"]
@@ -572,9 +576,9 @@ class Client:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"upstream URL must be http:// or https:// with a host: {url!r}")
+            raise InvalidURL("the upstream URL needs http:// or https:// and a host")
         if parts.username is not None or parts.password is not None:
-            raise ConfigError("upstream URL must not carry credentials (use api_key)")
+            raise InvalidURL("the upstream URL must not carry credentials (use api_key)")
         host = parts.hostname
         port = parts.port or (443 if scheme == "https" else 80)
         key = (scheme, host, port)
