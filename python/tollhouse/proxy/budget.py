@@ -14,8 +14,6 @@ so a second cancellation cannot leave a reservation held.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -26,9 +24,8 @@ from tollhouse.gateway import Gateway
 from tollhouse.guard.guardrails import RequestScope
 from tollhouse.guard.limits import Ask
 from tollhouse.proxy import asgi, pipeline
+from tollhouse.proxy._settle import settle_shielded
 from tollhouse.proxy.pipeline import Exchange
-
-log = logging.getLogger("tollhouse.proxy")
 
 
 class _Target(Protocol):
@@ -205,10 +202,5 @@ async def settle(gw: Gateway, ex: Exchange) -> None:
         return
     usage = ex.usage
     tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
-    task = asyncio.ensure_future(gw.limits.settle(adm, cost_micros=ex.cost_micros, tokens=tokens))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        raise  # the shielded settle still completes in the background
-    except Exception as exc:  # settling must never turn a served answer into an error
-        log.error("settling reservation failed: %s", exc)
+    settle_ = gw.limits.settle(adm, cost_micros=ex.cost_micros, tokens=tokens)
+    await settle_shielded(settle_, "settling reservation")

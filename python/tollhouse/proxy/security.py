@@ -32,6 +32,7 @@ from tollhouse.guard.redaction import Leaf, message_groups, request_text
 from tollhouse.guard.response_scan import StreamScanner, scan_completion
 from tollhouse.guard.snapshots import snapshot_request, snapshot_url
 from tollhouse.proxy import asgi, budget
+from tollhouse.proxy._settle import settle_shielded
 from tollhouse.proxy.pipeline import Exchange
 
 log = logging.getLogger("tollhouse.guard")
@@ -188,15 +189,10 @@ async def settle(gw: Gateway, ex: Exchange) -> None:
         return
     usage = ex.usage
     tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
-    task = asyncio.ensure_future(
-        gw.security.sessions.settle(ticket, ex.cost_micros, tokens, _now_ms(), _notifier(gw, ex))
+    settle_ = gw.security.sessions.settle(
+        ticket, ex.cost_micros, tokens, _now_ms(), _notifier(gw, ex)
     )
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        raise  # the shielded settle still completes in the background
-    except Exception as exc:  # settling must never turn a served answer into an error
-        log.error("settling session %s failed: %s", ticket.session_id, exc)
+    await settle_shielded(settle_, f"settling session {ticket.session_id}")
 
 
 # -- after the upstream call --------------------------------------------------------
