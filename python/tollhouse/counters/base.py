@@ -109,11 +109,12 @@ def new_reservation_id() -> str:
 
 
 def check_charges(charges: Sequence[Charge]) -> tuple[Charge, ...]:
-    seen: set[str] = set()
-    for c in charges:
-        if c.key in seen:
-            raise InvalidRequest(f"counter {c.key} appears twice in one reservation")
-        seen.add(c.key)
+    if len({c.key for c in charges}) != len(charges):
+        seen: set[str] = set()
+        for c in charges:
+            if c.key in seen:
+                raise InvalidRequest(f"counter {c.key} appears twice in one reservation")
+            seen.add(c.key)
     return tuple(charges)
 
 

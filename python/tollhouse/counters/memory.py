@@ -118,7 +118,7 @@ class MemoryCounters:
         f = self._fixed.get(c.key)
         if f is None:
             f = self._fixed[c.key] = _Fixed(expire_at=c.expire_at_ms)
-        else:
+        elif f.next_expiry is not None and f.next_expiry <= now:
             f.purge(now)
         return f
 
@@ -126,7 +126,7 @@ class MemoryCounters:
         s = self._sliding.get(c.key)
         if s is None or s.window != c.window_ms:
             s = self._sliding[c.key] = _Sliding(window=c.window_ms)
-        else:
+        elif s.entries and s.entries[0][0] <= now - s.window:
             s.purge(now)
         return s
 
@@ -177,17 +177,20 @@ class MemoryCounters:
             levels: list[int] = []
             resets: list[int] = []
             expiry = now_ms + hold_ms
+            entry = (now_ms, rid)
             for c, st in zip(charges, states, strict=True):
                 if isinstance(st, _Sliding):
-                    st.entries.append((now_ms, rid))
+                    st.entries.append(entry)
                     st.amounts[rid] = c.amount
                     st.total += c.amount
                     levels.append(st.total)
-                    resets.append(st.reset(now_ms))
+                    resets.append(st.entries[0][0] + st.window - now_ms)
                 else:
                     st.hold(rid, c.amount, expiry)
-                    if c.expire_at_ms is not None:
-                        st.expire_at = max(st.expire_at or 0, c.expire_at_ms)
+                    if c.expire_at_ms is not None and (
+                        st.expire_at is None or c.expire_at_ms > st.expire_at
+                    ):
+                        st.expire_at = c.expire_at_ms
                     levels.append(st.used + st.held)
                     resets.append(0)
         return Reservation(rid, charges, levels, resets, now_ms)

@@ -54,6 +54,7 @@ FailMode = Literal["open", "closed"]
 Header = tuple[bytes, bytes]
 PROBE_INTERVAL = 0.5
 MAX_PENDING = 10_000
+MAX_CEILINGS = 10_000  # cached (key, team, agent, feature) ceilings; cleared when full
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class Limiter:
         self._pending: list[tuple[Reservation, list[int], int]] = []
         self._probe: asyncio.Task[None] | None = None
         self.stats = {"fail_open": 0, "fail_closed": 0, "waits": 0, "pending_dropped": 0}
+        self._ceilings: dict[object, tuple[tuple[Budget, ...], tuple[RateLimit, ...]]] = {}
 
     # -- lifecycle and health ---------------------------------------------------------
 
@@ -236,6 +238,32 @@ class Limiter:
         return int(self._clock() * 1000)
 
     def applicable(self, ask: Ask) -> tuple[list[Budget], list[RateLimit], list[Guardrail]]:
+        s, key = ask.scope, ask.key
+        # The key's and the configured scopes' ceilings are the same for every request
+        # of one key, team, agent and feature: built once, kept (a key whose limits
+        # change is a new cache entry).
+        ident = (
+            (key.hash, key.name, key.limit_micros, key.limit_reset, key.rpm, key.tpm)
+            if key is not None
+            else None,
+            s.team,
+            s.agent,
+            s.feature,
+        )
+        fixed = self._ceilings.get(ident)
+        if fixed is None:
+            if len(self._ceilings) >= MAX_CEILINGS:
+                self._ceilings.clear()
+            fixed = self._ceilings[ident] = self._scope_ceilings(ask)
+        rails = [g for g in self._guardrails() if g.applies(s)]
+        if not rails:
+            return list(fixed[0]), list(fixed[1]), rails
+        budgets = list(fixed[0])
+        for g in rails:
+            budgets += g.budgets()
+        return budgets, list(fixed[1]), rails
+
+    def _scope_ceilings(self, ask: Ask) -> tuple[tuple[Budget, ...], tuple[RateLimit, ...]]:
         s, cfg = ask.scope, self.config
         budgets: list[Budget] = []
         rates: list[RateLimit] = []
@@ -251,10 +279,7 @@ class Limiter:
             if limits is not None and sid is not None:
                 budgets += limits.budgets(scope, sid)  # type: ignore[arg-type]
                 rates += limits.rates(scope, sid)
-        rails = [g for g in self._guardrails() if g.applies(s)]
-        for g in rails:
-            budgets += g.budgets()
-        return budgets, rates, rails
+        return tuple(budgets), tuple(rates)
 
     def wants(self, scope: RequestScope, key: KeyRecord | None) -> bool:
         """Whether any ceiling or guardrail applies (else skip token estimates)."""
