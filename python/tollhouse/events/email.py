@@ -227,13 +227,14 @@ async def _conversation(
             local_hostname=_LOCAL_HOSTNAME,
             tls_context=tls_context,
         )
-        await smtp.connect()
     except BaseException:
-        sock.close()  # no transport took it over (or the one that did was aborted)
+        sock.close()
         raise
-    # From here the transport owns the socket (a TLS transport closes it after its
-    # close_notify): closing the socket ourselves could free the descriptor too early.
+    # From here the transport made in connect() owns the socket and closes it, also when
+    # connect fails (a TLS transport only after its close_notify): closing it ourselves
+    # could free the descriptor while the loop still watches it.
     try:
+        await smtp.connect()
         await smtp.ehlo()
         tls = target.implicit_tls
         if not tls and target.starttls is not False:
