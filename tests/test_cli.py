@@ -29,3 +29,11 @@ def test_check_config_accepts_good_and_names_bad_key(tmp_path: Path) -> None:
     res = run("check-config", "--config", str(bad))
     assert res.returncode == 2
     assert "server.port" in res.stderr
+
+
+def test_check_config_checks_the_alerts_section(tmp_path: Path) -> None:
+    bad = tmp_path / "alerts.yaml"
+    bad.write_text("alerts: {interval_s: 0}\n")
+    res = run("check-config", "--config", str(bad))
+    assert res.returncode == 2
+    assert "alerts.interval_s" in res.stderr

@@ -18,6 +18,7 @@ def _validate_sections(config: Config) -> None:
     """Sections owned by later stages, checked here so mistakes surface before serving."""
     from tollhouse.control._ratelimit import parse_control
     from tollhouse.events.config import parse_webhooks
+    from tollhouse.events.evaluator import parse_alerts
     from tollhouse.guard.limits_config import parse_limits
     from tollhouse.metrics import parse_settings
 
@@ -25,6 +26,7 @@ def _validate_sections(config: Config) -> None:
     parse_limits(config.section("limits"))
     parse_webhooks(config.section("webhooks"))
     parse_control(config.section("control"))
+    parse_alerts(config.section("alerts"))
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -1,10 +1,11 @@
 """The alert evaluator in process: rules and targets made through the control API over a
-real SQLite store, spend rows in the store, deliveries to a real HTTP receiver on
+real store (SQLite and PostgreSQL), spend rows in the store, deliveries to a real HTTP receiver on
 127.0.0.1 through the real dispatcher; the clock is the test's."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +51,13 @@ class Rig:
     clock: list[float]
     rows: int = 0
 
-    def evaluator(self, *, skew: float = 0.0, **kw: Any) -> AlertEvaluator:
+    def evaluator(self, **kw: Any) -> AlertEvaluator:
         store = self.gw.store
+        kw.setdefault("clock", lambda: self.clock[0])
         return AlertEvaluator(
             store,
             lambda target, event: send(self.gw, target, event),
             lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
-            clock=lambda: self.clock[0] + skew,
             **kw,
         )
 
@@ -101,9 +102,13 @@ class Rig:
         return hook, slack
 
 
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    base = await start_gw(f"sqlite:///{tmp_path}/alerts.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/alerts.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    base = await start_gw(url)
     gw = EventsGw(
         base.config,
         base.store,
@@ -258,11 +263,12 @@ async def test_racing_evaluators_send_each_change_once(rig: Rig) -> None:
             "delivery_targets": [hook],
         },
     )
-    config = AlertsConfig(interval_s=1.0, lease_s=0.001)
-    a, b = rig.evaluator(config=config), rig.evaluator(config=config, skew=0.01)
+    # The same owner: both pass the lease check every round, as when one stalled past its
+    # lease while the other took it over.
+    a, b = rig.evaluator(owner="twin"), rig.evaluator(owner="twin")
     sent: list[str] = []
     for step in range(12):
-        rig.clock[0] += 11  # a fresh window; every round finds the other's lease lapsed
+        rig.clock[0] += 11  # a fresh window each round
         await rig.traffic(4, 500 if step % 4 < 2 else 200)
         for got in await asyncio.gather(a.run_once(), b.run_once()):
             sent += [t.event.type for t in got]
@@ -271,6 +277,51 @@ async def test_racing_evaluators_send_each_change_once(rig: Rig) -> None:
     assert sent == ["alert.fired", "alert.resolved"] * 3
     await rig.rx.wait_for(6)
     assert [m["event"] for m in bodies(rig.rx)] == sent
+
+
+async def test_a_change_whose_sender_died_is_delivered_by_another(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    await rig.post(
+        "alert-rules",
+        {
+            "name": "Busy",
+            "condition": {"metric": "requests", "threshold": 1, "window_seconds": 60},
+            "delivery_targets": [hook],
+        },
+    )
+    await rig.traffic(1)
+    store, never = rig.gw.store, asyncio.Event()
+
+    async def stuck(target: dict[str, Any], event: Any) -> dict[str, Any]:
+        await never.wait()
+        return {}
+
+    dying = AlertEvaluator(
+        store,
+        stuck,
+        lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
+        clock=lambda: rig.clock[0],
+        config=AlertsConfig(interval_s=1.0),
+    )
+    task = asyncio.create_task(dying.run_once())
+    async with asyncio.timeout(5):
+        while await store._fetch("SELECT 1 FROM alert_states WHERE state = 'firing'") == []:
+            await asyncio.sleep(0.01)
+    task.cancel()  # the worker died after recording the change, before sending it
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    (event_json,) = (await store._fetch("SELECT event FROM alert_states"))[0]
+    other = rig.evaluator(config=AlertsConfig(interval_s=1.0))
+    rig.clock[0] += 1
+    assert await other.run_once() == [] and other.rounds == 0  # the dead one's lease
+    assert rig.rx.requests == []
+    rig.clock[0] += 3  # its lease lapsed: the other one delivers the recorded event
+    assert await other.run_once() == []
+    (got,) = await rig.rx.wait_for(1)
+    assert orjson.loads(got.body) == orjson.loads(event_json)
+    rig.clock[0] += 1
+    await other.run_once()
+    assert len(rig.rx.requests) == 1
 
 
 async def test_stop_releases_the_lease(rig: Rig) -> None:

@@ -17,7 +17,8 @@ per change (migration 0009):
 Sending goes through ``control._delivery_send.send`` (one signed attempt per target;
 Slack targets get a Slack body).  Targets that failed with a retryable answer stay in the
 row's ``pending`` list and are tried again on the next rounds (same event id, so a
-receiver can de-duplicate), up to ``max_attempts`` attempts.
+receiver can de-duplicate), up to ``max_attempts`` attempts; an evaluator that died
+between the change and its first delivery is replaced once a lease has passed.
 
 A rule firing opens (or joins) an incident through the incident book; clearing appends
 ``alert.resolved`` to its timeline (``incidents_hook``).
@@ -74,7 +75,7 @@ _UNITS = {
     "budget": "fraction",
 }
 _RULES = "SELECT workspace_id, id, body FROM workspace_resources WHERE kind = 'alert-rules'"
-_STATES = "SELECT workspace_id, rule_id, state, event, pending, attempts FROM alert_states"
+_STATES = "SELECT workspace_id, rule_id, state, event, pending, attempts, since FROM alert_states"
 _TAKE_LEASE = (
     "UPDATE alert_lease SET owner = ?, expires_at = ? "
     "WHERE name = 'evaluator' AND (owner = ? OR expires_at < ?)"
@@ -319,7 +320,7 @@ class AlertEvaluator:
                 t = await self._flip(rule, current, value, threshold, extra, now)
                 if t is not None:
                     done.append(t)
-            elif state is not None and state[2] != "[]" and state[3] < self.config.max_attempts:
+            elif state is not None and self._retry_due(state, now):
                 await self._retry(rule, state[1], orjson.loads(state[2]))
         for wid, rid in states:  # rules deleted or disabled: forget their state
             await self._store._transaction([(_FORGET, (wid, rid))])
@@ -382,6 +383,15 @@ class AlertEvaluator:
             except Exception:
                 log.exception("alert %s: the transition hook failed", rule.id)
         return transition
+
+    def _retry_due(self, state: tuple[Any, ...], now: float) -> bool:
+        """Targets left to deliver to, and not while the first delivery may still be
+        under way (attempts 0: the evaluator that made the change is sending; after a
+        lease it is taken as dead and the others take over)."""
+        _, _, pending, attempts, since = state
+        if pending == "[]" or attempts >= self.config.max_attempts:
+            return False
+        return attempts > 0 or float(since) < now - self.lease_s
 
     async def _fired_event(self, rule: Rule) -> Event | None:
         rows = await self._store._fetch(
