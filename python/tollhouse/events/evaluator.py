@@ -219,9 +219,12 @@ def summary(rule: Rule, value: float | None, threshold: float) -> str:
 
 
 def retryable(result: Record) -> bool:
-    """A failed delivery worth another attempt: no answer, 429 or 5xx."""
+    """A failed delivery worth another attempt: the sender's own verdict (no answer,
+    timeout, HTTP 429/5xx, SMTP 4xx); a deleted target never is."""
     if result.get("delivered") or result.get("detail") == "deleted":
         return False
+    if "retryable" in result:
+        return bool(result["retryable"])
     status = result.get("status")
     return status is None or status == 429 or int(status) >= 500
 
