@@ -131,6 +131,8 @@ class Param:
 
     def openapi(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "in": self.where, "schema": self.schema}
+        if self.where == "query" and not self.required:
+            out["allowEmptyValue"] = True  # ?name= reads as absent
         if self.required:
             out["required"] = True
         if self.description:
@@ -138,16 +140,30 @@ class Param:
         return out
 
 
-def query(name: str, schema: Schema | None = None, description: str | None = None) -> Param:
-    return Param(name, schema or {"type": "string", "maxLength": 200}, description=description)
+def query(
+    name: str,
+    schema: Schema | None = None,
+    description: str | None = None,
+    *,
+    required: bool = False,
+) -> Param:
+    schema = schema or {"type": "string", "maxLength": 200}
+    return Param(name, schema, required=required, description=description)
 
 
 # ``?page=&limit=`` (``_pagination.page_of``) and ``?limit=`` alone (``query_limit``).
 LIMIT = query("limit", integer(1, 100), "page size (default 25)")
 PAGE = (query("page", integer(1, 1_000_000), "1-based page number"), LIMIT)
+# What ``_validation.parse_time`` reads: UNIX seconds, or an ISO 8601 time (naive: UTC).
+TIME: Schema = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": r"^[0-9]{1,11}(\.[0-9]{1,6})?$"},
+    ]
+}
 TIME_RANGE = (
-    query("from", {"type": "string"}, "ISO 8601 time or UNIX seconds"),
-    query("to", {"type": "string"}, "ISO 8601 time or UNIX seconds"),
+    query("from", TIME, "ISO 8601 time or UNIX seconds"),
+    query("to", TIME, "ISO 8601 time or UNIX seconds"),
 )
 
 

@@ -34,6 +34,18 @@ def parse_time(raw: str, name: str) -> float:
     return value
 
 
+def whole(value: Any) -> int | None:
+    """A JSON integer: an int, or a float with no fraction (JSON Schema's ``integer``
+    includes ``5.0``); None for anything else (booleans too)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def query_time(request: Request, name: str) -> float | None:
     raw = request.query_params.get(name)
     return None if raw is None or raw == "" else parse_time(raw, name)

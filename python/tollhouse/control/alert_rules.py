@@ -33,7 +33,7 @@ from tollhouse.control._schema import (
     spec,
     text,
 )
-from tollhouse.control._validation import Body
+from tollhouse.control._validation import Body, whole
 from tollhouse.control.deliveries import SEVERITIES
 from tollhouse.errors import NotFound
 from tollhouse.store import SqlStore
@@ -92,8 +92,8 @@ def _condition_errors(cond: Any) -> dict[str, str]:
         errors[f"condition.{wanted}"] = "required: a non-negative number"
     elif metric in ("error_rate", "budget") and cond[wanted] > 1:
         errors[f"condition.{wanted}"] = "a fraction between 0 and 1"
-    window = cond.get("window_seconds", 300)
-    if type(window) is not int or not 10 <= window <= MAX_WINDOW:
+    window = whole(cond.get("window_seconds", 300))
+    if window is None or not 10 <= window <= MAX_WINDOW:
         errors["condition.window_seconds"] = f"an integer between 10 and {MAX_WINDOW}"
     return errors
 
@@ -121,7 +121,7 @@ async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dic
         body.errors["enabled"] = "expected true or false"
     body.done()
     assert isinstance(cond, dict)  # noqa: S101 - done() checked it
-    condition = {"window_seconds": 300, **cond}
+    condition = {**cond, "window_seconds": whole(cond.get("window_seconds", 300))}
     return {
         "name": name,
         "condition": condition,

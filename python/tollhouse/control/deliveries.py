@@ -27,25 +27,25 @@ from tollhouse.control._schema import (
     spec,
     text,
 )
-from tollhouse.control._validation import Body
+from tollhouse.control._validation import Body, whole
 from tollhouse.events.email import is_address
 from tollhouse.store import SqlStore
 
 TYPES = ("webhook", "slack", "email")
 SEVERITIES = ("low", "medium", "high", "critical")
 _SECRET_FIELDS = ("secret", "smtp_password")
-_CONFIG: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # (required, optional)
-    "webhook": (("url",), ("secret",)),
-    "slack": (("webhook_url",), ("channel",)),
-    "email": (("to", "smtp_host"), ("smtp_port", "from", "smtp_user", "smtp_password", "starttls")),
-}
-
 _URL = {
     "type": "string",
     "maxLength": 2000,
     "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
 }
-_EMAIL = {"type": "string", "minLength": 3, "maxLength": 320, "pattern": "^[^@]*@[^@]*$"}
+# events.email.is_address: one @, no whitespace or control characters.
+_EMAIL = {
+    "type": "string",
+    "minLength": 3,
+    "maxLength": 320,
+    "pattern": r"^[^@\s\x00-\x1f\x7f\x85]*@[^@\s\x00-\x1f\x7f\x85]*$",
+}
 _SECRET = text(500, nullable=True)
 CONFIGS = {
     "webhook": obj({"url": _URL, "secret": _SECRET}, ["url"]),
@@ -53,15 +53,19 @@ CONFIGS = {
     "email": obj(
         {
             "to": array(_EMAIL, min_items=1),
-            "smtp_host": text(500),
+            "smtp_host": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,253}$"},
             "smtp_port": integer(1, 65535, nullable=True),
-            "from": {**_EMAIL, "type": ["string", "null"]},
+            "from": _EMAIL,
             "smtp_user": _SECRET,
             "smtp_password": _SECRET,
-            "starttls": boolean(nullable=True),
+            "starttls": boolean(),
         },
         ["to", "smtp_host"],
     ),
+}
+_CONFIG = {  # (required, optional) config fields per type
+    kind: (tuple(c["required"]), tuple(k for k in c["properties"] if k not in c["required"]))
+    for kind, c in CONFIGS.items()
 }
 _COMMON = {"name": text(), "default_severity": choice(SEVERITIES, nullable=True, default="medium")}
 BODY = obj(
@@ -99,8 +103,8 @@ def _config_errors(kind: str, config: Any) -> dict[str, str]:
         errors["config.to"] = "expected a non-empty list of email addresses"
     if "from" in config and not is_address(config["from"]):
         errors["config.from"] = "expected an email address"
-    port = config.get("smtp_port")
-    if port is not None and (type(port) is not int or not 1 <= port <= 65535):
+    port = whole(config.get("smtp_port"))
+    if config.get("smtp_port") is not None and (port is None or not 1 <= port <= 65535):
         errors["config.smtp_port"] = "expected a port number"
     for key in ("smtp_host", "channel", "secret", "smtp_user", "smtp_password"):
         value = config.get(key)
@@ -123,6 +127,9 @@ async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dic
     if config is not None and kind is not None:
         body.errors.update(_config_errors(kind, config))
     body.done()
+    assert isinstance(config, dict)  # noqa: S101 - done() checked it
+    if config.get("smtp_port") is not None:  # 587.0 is 587 in JSON
+        config = {**config, "smtp_port": whole(config["smtp_port"])}
     return {"name": name, "type": kind, "config": config, "default_severity": severity}
 
 

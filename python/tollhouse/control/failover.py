@@ -51,7 +51,10 @@ BODY = obj(
                 },
                 closed=False,
             ),
-            "minProperties": 1,
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "number"}}}
+                for name in ("latency_threshold_ms", "error_rate_threshold")
+            ],
         },
     },
     ["route_id", "primary_endpoint", "fallback_endpoints", "conditions"],

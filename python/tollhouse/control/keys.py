@@ -45,6 +45,7 @@ from tollhouse.control._schema import (
     query,
     spec,
 )
+from tollhouse.control._validation import whole
 from tollhouse.errors import NotFound, ValidationError
 from tollhouse.guard.keys import generate_key, hash_key, key_label
 from tollhouse.store.base import KeyRecord, Store
@@ -61,7 +62,12 @@ FIELDS: dict[str, Schema] = {
     "limit": {**number(0, MAX_LIMIT_USD, nullable=True), "description": "USD"},
     "limit_reset": choice(RESET_PERIODS, nullable=True),
     "include_byok_in_limit": boolean(),
-    "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "UTC, future"},
+    "expires_at": {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "pattern": "([Zz]|[+-]00:00)$",
+        "description": "UTC (Z or +00:00), in the future",
+    },
     "rpm": integer(1, 2**62, nullable=True),
     "tpm": integer(1, 2**62, nullable=True),
     "models": array(_MODEL, min_items=1, max_items=256, nullable=True),
@@ -110,7 +116,8 @@ def _name(value: Any) -> str | None:
 def _positive_int(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    value = whole(value)
+    if value is None or value < 1:
         return "must be a positive integer or null"
     if value > 2**62:
         return "is too large"
@@ -188,7 +195,7 @@ def parse_key_fields(data: Mapping[str, Any], *, create: bool) -> dict[str, Any]
         elif field in ("rpm", "tpm"):
             problem = _positive_int(value)
             if problem is None:
-                out[field] = value
+                out[field] = whole(value)
         elif field == "models":
             if value is None:
                 out["models"] = None

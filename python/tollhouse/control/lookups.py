@@ -129,7 +129,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     @endpoint
     @spec(
         "one generation (a spend row)",
-        params=(query("id", {"type": "string", "minLength": 1}, "the generation id"),),
+        params=(query("id", {"type": "string", "minLength": 1}, "generation id", required=True),),
         response=envelope(obj({"id": {"type": "string"}}, ["id"], closed=False)),
         auth=ADMIN_OR_VIRTUAL_KEY,
     )

@@ -108,7 +108,8 @@ def operation(path: str, method: str, op: Op | None, name: str, index: int) -> d
         out["parameters"] = params
     if op.body:
         out["requestBody"] = {
-            "required": bool(op.body.get("required")),  # an empty body reads as {}
+            # An empty body reads as {}: required when {} would not do.
+            "required": any(op.body.get(k) for k in ("required", "anyOf", "oneOf")),
             "content": {"application/json": {"schema": op.body}},
         }
     if op.public:

@@ -19,7 +19,7 @@ from tollhouse import native
 from tollhouse.control import _resources
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._schema import array, boolean, choice, integer, obj, text
-from tollhouse.control._validation import Body
+from tollhouse.control._validation import Body, whole
 from tollhouse.errors import ConfigError
 from tollhouse.guard.policies import MATCHER_FIELDS, matcher_rule
 from tollhouse.store import SqlStore
@@ -42,11 +42,9 @@ BODY = obj(
     ["name"],
     description="at least one condition: keywords, regex, models_allow/deny, max_bytes/tokens",
 )
+_SET = {"type": "array", "minItems": 1}
 BODY["anyOf"] = [
-    {
-        "required": [k],
-        "properties": {k: {"type": "integer"} if k.startswith("max") else {"minItems": 1}},
-    }
+    {"required": [k], "properties": {k: {"type": "integer"} if k.startswith("max") else _SET}}
     for k in _CONDITIONS
 ]
 
@@ -57,6 +55,9 @@ async def parse(store: SqlStore, workspace_id: str, data: dict[str, Any]) -> dic
     action = body.choice("action") or "block"
     record: dict[str, Any] = {"name": name, "action": action}
     record.update({k: data[k] for k in MATCHER_FIELDS if data.get(k) is not None})
+    for k in ("max_bytes", "max_tokens"):  # 1000.0 is 1000 in JSON
+        if isinstance(record.get(k), float) and whole(record[k]) is not None:
+            record[k] = whole(record[k])
     if not body.errors:
         if not any(k in record for k in MATCHER_FIELDS[:6]):
             body.errors["keywords"] = "a policy needs at least one condition"

@@ -122,7 +122,7 @@ def routes(gw: RoutingGateway) -> list[BaseRoute]:
     )
     async def models_count(request: Request) -> Response:
         key = admin_or_key(request, gw)
-        raw = request.query_params.get("output_modalities", "text")
+        raw = request.query_params.get("output_modalities") or "text"
         wanted = {m.strip() for m in raw.split(",") if m.strip()}
         if not wanted or not wanted <= MODALITIES:
             raise InvalidRequest(

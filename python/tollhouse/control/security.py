@@ -39,7 +39,10 @@ BODY = obj(
     closed=False,
     description="a text, or a request body with messages / input / system ...",
 )
-BODY["anyOf"] = [{"required": [k]} for k in ("text", *_PARTS)]
+BODY["anyOf"] = [
+    {"required": ["text"], "properties": {"text": {"type": "string"}}},
+    *({"required": [k]} for k in _PARTS),
+]
 VERDICT = obj(
     {
         "allowed": {"type": "boolean"},

@@ -256,6 +256,8 @@ def _check(data: Any, *, creating: bool) -> dict[str, Any]:
             else:
                 out["limit_micros"] = round(value * MICROS)
         elif name in ("limit_tokens", "limit_requests"):
+            if isinstance(value, float) and value.is_integer():  # 5.0 is 5 in JSON
+                value = int(value)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 errors[name] = "expected a non-negative integer or null"
             elif value is not None and not 0 <= value <= 10**15:
