@@ -28,3 +28,19 @@ def test_snapshot_of_a_busy_worker(benchmark: Any) -> None:
         for status in (200, 429, 502):
             m.observe_request(f"model-{i}", "up", status, "", total_s=0.01, upstream_s=0.009)
     benchmark(m.snapshot)
+
+
+def test_pipeline_stages_of_one_request(benchmark: Any) -> None:
+    """The eight ``Exchange.stage`` marks a non-stream chat request makes (perf_counter +
+    ``observe_stage`` each): the stage metrics' whole cost per request."""
+    import tollhouse.app  # noqa: F401 - imports the pipeline without an import cycle
+    from tollhouse.proxy.pipeline import Exchange
+
+    names = ("auth", "parse", "security", "limits", "route", "upstream", "respond", "settle")
+
+    def one_request() -> None:
+        ex = Exchange()
+        for name in names:
+            ex.stage(name)
+
+    benchmark(one_request)

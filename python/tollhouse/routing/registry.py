@@ -257,6 +257,8 @@ def order_targets(
     pool = [t for t in targets if _eligible(t, prefs, params)]
     if not pool:
         return []
+    if len(pool) == 1 and not prefs.order:  # nothing to order (the common deployment)
+        return pool
     if prefs.sort == "price":
         pool.sort(
             key=lambda t: (
