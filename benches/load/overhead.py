@@ -8,8 +8,14 @@ concurrency, non-stream and stream, it drives keep-alive load for ``--duration``
 and reports RPS, p50/p99 latency, the added p50/p99 over the direct call, and the
 target's process-tree CPU per request read from /proc (utime + stime).
 
-    python benches/load/overhead.py                       # all targets, 1 and 8 connections
+    python benches/load/overhead.py              # every target (litellm when found), 1/8/32 conns
     python benches/load/overhead.py --targets direct,tollhouse --duration 5
+
+``tollhouse`` is the full pipeline (key auth, key and team budgets reserved and settled,
+RPM/TPM, redaction, content policies, session breakers with loop detection, token
+estimate, cost, metrics, spend rows); ``tollhouse-bare`` is key auth with the default
+redaction only.  ``litellm`` needs ``pip install 'litellm[proxy]'`` (its own venv is
+best; ``--litellm-bin`` or ``LITELLM_BIN`` or PATH, see ``litellm_target.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,14 @@ import yaml
 from litellm_target import find_litellm, litellm_target
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_TARGETS = (
+    "direct",
+    "tollhouse",
+    "tollhouse-bare",
+    "starlette+httpx",
+    "starlette+aiohttp",
+    "granian-canned",
+)
 TICK = os.sysconf("SC_CLK_TCK")
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
 
@@ -350,7 +364,12 @@ def table(results: list[Result]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default="direct,tollhouse,starlette+httpx,starlette+aiohttp")
+    parser.add_argument(
+        "--targets",
+        default="auto",
+        help="comma-separated; 'auto': direct, tollhouse (full pipeline), tollhouse-bare, "
+        "the pass-through floors, granian-canned, and litellm when its executable is found",
+    )
     parser.add_argument("--conc", default="1,8,32")
     parser.add_argument("--modes", default="non-stream,stream")
     parser.add_argument("--duration", type=float, default=3.0)
@@ -359,7 +378,14 @@ def main() -> None:
     )
     parser.add_argument("--litellm-bin", help="the LiteLLM proxy for target 'litellm'")
     args = parser.parse_args()
-    targets = args.targets.split(",")
+    targets = args.targets.split(",") if args.targets != "auto" else list(DEFAULT_TARGETS)
+    if args.targets == "auto":
+        try:
+            args.litellm_bin = find_litellm(args.litellm_bin)
+            targets.append("litellm")
+        except SystemExit:
+            print("litellm not found (--litellm-bin PATH or LITELLM_BIN): skipped", file=sys.stderr)
+    load_start = os.getloadavg()
     concs = [int(c) for c in args.conc.split(",")]
     modes = [m == "stream" for m in args.modes.split(",")]
 
@@ -432,8 +458,8 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"<!-- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {load[0]:.1f} at the end, {args.duration:.0f} s per run, "
-        f"best of {args.repeat} -->"
+        f"load average {load_start[0]:.1f} at the start and {load[0]:.1f} at the end, "
+        f"{args.duration:.0f} s per run, best of {args.repeat} -->"
     )
     print(table(results))
 
