@@ -74,7 +74,21 @@ _RATE_HEADERS = {
 }
 
 
-def operation(path: str, method: str, op: Op | None, name: str, index: int) -> dict[str, Any]:
+def operation_id(method: str, path: str) -> str:
+    """``POST /v1/workspaces/{id}/members`` -> ``post_workspaces_id_members``."""
+    words = re.findall(r"[A-Za-z0-9]+", path.removeprefix("/v1"))
+    return "_".join([method.lower(), *words])
+
+
+def tag(path: str) -> str:
+    """The resource a path belongs to (``members``, ``keys``, ``audit``)."""
+    parts = [p for p in path.split("/") if p and p not in ("v1", "api")]
+    if parts[:1] == ["workspaces"] and len(parts) > 2:
+        return parts[2]
+    return parts[0].removesuffix(".json") if parts else "root"
+
+
+def operation(path: str, method: str, op: Op | None) -> dict[str, Any]:
     op = op or Op()
     params = [
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -88,7 +102,8 @@ def operation(path: str, method: str, op: Op | None, name: str, index: int) -> d
     if not path.startswith("/api/"):
         success["headers"] = _RATE_HEADERS
     out: dict[str, Any] = {
-        "operationId": f"{method.lower()}_{name}_{index}",
+        "operationId": operation_id(method, path),
+        "tags": [tag(path)],
         "responses": {
             str(op.status): success,
             **{
@@ -121,17 +136,13 @@ def operation(path: str, method: str, op: Op | None, name: str, index: int) -> d
 
 def document(routes: list[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    index = 0
     for route in routes:
         if not isinstance(route, Route):
             continue
         path = _PARAM.sub(r"{\1}", route.path)
         for method in sorted((route.methods or set()) - {"HEAD"}):
             op = op_of(route.endpoint, method)
-            paths.setdefault(path, {})[method.lower()] = operation(
-                route.path, method, op, route.name, index
-            )
-            index += 1
+            paths.setdefault(path, {})[method.lower()] = operation(route.path, method, op)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollhouse control plane", "version": "0.1.0"},
