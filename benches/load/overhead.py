@@ -336,6 +336,42 @@ def floor_target(app: str, upstream: str, workdir: Path) -> tuple[subprocess.Pop
     return spawn([sys.executable, "-c", code], {"BENCH_UPSTREAM": upstream}, workdir, port), port
 
 
+def stage_means(metrics_url: str) -> dict[str, tuple[float, int]]:
+    """Per pipeline stage: (mean ms, count) from the gateway's own
+    ``tollhouse_stage_duration_seconds`` (every request of every cell of the target)."""
+    import urllib.request
+
+    time.sleep(1.2)  # one metrics flush interval
+    with urllib.request.urlopen(metrics_url, timeout=10) as resp:  # noqa: S310 - 127.0.0.1
+        text = resp.read().decode()
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        if not line.startswith("tollhouse_stage_duration_seconds_"):
+            continue
+        name, _, value = line.rpartition(" ")
+        stage = name.split('stage="', 1)[1].split('"', 1)[0]
+        if name.startswith("tollhouse_stage_duration_seconds_sum"):
+            sums[stage] = float(value)
+        elif name.startswith("tollhouse_stage_duration_seconds_count"):
+            counts[stage] = int(float(value))
+    return {s: (sums[s] * 1000 / n, n) for s, n in counts.items() if n and s in sums}
+
+
+def stage_table(stages: dict[str, dict[str, tuple[float, int]]]) -> str:
+    """Mean wall time per pipeline stage (all cells), as the gateway's metrics saw it."""
+    names = ["auth", "parse", "security", "limits", "route", "upstream", "respond", "relay"]
+    names.append("settle")
+    lines = [
+        "| target | " + " | ".join(f"{n} ms" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for target, means in stages.items():
+        cells = [f"{means[n][0]:.3f}" if n in means else "—" for n in names]
+        lines.append(f"| {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(results: list[Result]) -> str:
     direct = {(r.stream, r.conc): r for r in results if r.target == "direct"}
     lines = [
@@ -391,6 +427,7 @@ def main() -> None:
 
     procs: list[subprocess.Popen[bytes]] = []
     results: list[Result] = []
+    stages: dict[str, dict[str, tuple[float, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="tollhouse-bench-") as tmp:
         workdir = Path(tmp)
         try:
@@ -447,6 +484,8 @@ def main() -> None:
                             file=sys.stderr,
                             flush=True,
                         )
+                if target.startswith("tollhouse"):
+                    stages[target] = stage_means(url.replace("/v1/chat/completions", "/metrics"))
         finally:
             for p in procs:
                 p.terminate()
@@ -462,6 +501,9 @@ def main() -> None:
         f"{args.duration:.0f} s per run, best of {args.repeat} -->"
     )
     print(table(results))
+    if stages:
+        print()
+        print(stage_table(stages))
 
 
 if __name__ == "__main__":
