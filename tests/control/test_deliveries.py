@@ -156,7 +156,9 @@ async def test_verify_and_rule_test(
     assert results[hook]["delivered"] and results[slack]["delivered"]
     assert results[mail]["delivered"] is True and results[mail]["status"] == 250
     (got,) = smtp.wait(1)
-    assert got.message["Subject"] == "[Tollhouse] [high] Incident opened: default (test)"
+    assert got.message["Subject"] == (  # what the rule sends when it fires, marked test
+        "[Tollhouse] [high] Alert firing: High Latency (latency >= 3000 ms over 300 s) (test)"
+    )
     assert "rule: High Latency" in got.message.get_content()
     by_path = {p: orjson.loads(b) for p, _, b in receiver.seen}
     assert by_path["/hook"]["data"]["rule"] == "High Latency"

@@ -203,6 +203,26 @@ async def test_fires_once_stays_quiet_while_firing_and_resolves(rig: Rig) -> Non
     ]
 
 
+async def test_a_rules_test_call_sends_the_alert_it_would_fire(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    rid = await rig.post(
+        "alert-rules",
+        {
+            "name": "High Latency",
+            "condition": {"metric": "latency", "threshold_ms": 3000, "window_seconds": 300},
+            "delivery_targets": [hook],
+            "severity": "high",
+        },
+    )
+    r = await rig.client.post(f"/v1/workspaces/default/alert-rules/{rid}/test", headers=AUTH)
+    assert r.status_code == 200 and r.json()["data"]["results"][0]["delivered"] is True
+    (msg,) = bodies(await rig.rx.wait_for(1) and rig.rx)
+    assert msg["event"] == "alert.fired" and msg["data"]["test"] is True
+    assert msg["data"]["summary"] == "latency >= 3000 ms over 300 s"
+    assert (msg["data"]["ruleId"], msg["data"]["value"], msg["data"]["unit"]) == (rid, None, "ms")
+    assert await rig.gw.store._fetch("SELECT * FROM alert_states") == []  # no state change
+
+
 async def test_latency_p95_and_no_traffic(rig: Rig) -> None:
     hook, _ = await rig.targets()
     await rig.post(

@@ -3,6 +3,9 @@
 ``condition`` is ``{metric, threshold | threshold_ms, window_seconds}``; latency takes
 ``threshold_ms`` (as in the contract's example), the other metrics ``threshold``.  Every
 entry of ``delivery_targets`` must name a delivery target of the same workspace.
+``POST …/{rid}/test`` sends the ``alert.fired`` the rule would send (marked ``"test":
+true``, no measured value); the background evaluator (``events.evaluator``) sends the
+real ones.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control import _resources
 from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
-from tollhouse.control._delivery_send import send, test_event
+from tollhouse.control._delivery_send import send
 from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._schema import (
     ANY_OBJECT,
@@ -36,6 +39,7 @@ from tollhouse.control._schema import (
 from tollhouse.control._validation import Body, whole
 from tollhouse.control.deliveries import SEVERITIES
 from tollhouse.errors import NotFound
+from tollhouse.events.evaluator import rule_test_event
 from tollhouse.store import SqlStore
 
 METRICS = ("latency", "error_rate", "cost", "tokens", "requests", "budget")
@@ -158,15 +162,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         wid, rid = request.path_params["id"], request.path_params["rid"]
         await require_role(request, gw, wid, "member")
         rule = await _resources.one(store, wid, KIND.segment, rid, KIND.noun)
-        event = test_event(
-            wid,
-            {
-                "rule": rule["name"],
-                "ruleId": rid,
-                "severity": rule["severity"],
-                "condition": rule["condition"],
-            },
-        )
+        event = rule_test_event(wid, rid, rule)
         results = []
         for target_id in rule.get("delivery_targets") or []:
             try:

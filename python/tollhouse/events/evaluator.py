@@ -218,6 +218,43 @@ def summary(rule: Rule, value: float | None, threshold: float) -> str:
     return f"{rule.metric} {_shown(rule.metric, value):g}{unit} {op} {threshold:g}{unit} {over}"
 
 
+def alert_data(
+    rule: Rule,
+    status: str,
+    value: float | None,
+    threshold: float,
+    text: str,
+    extra: Record | None = None,
+) -> Record:
+    """The ``data`` of ``alert.fired`` / ``alert.resolved``."""
+    return {
+        "rule": rule.name,
+        "ruleId": rule.id,
+        "workspaceId": rule.workspace_id,
+        "severity": rule.severity,
+        "status": status,
+        "metric": rule.metric,
+        "value": _shown(rule.metric, value),
+        "threshold": threshold,
+        "unit": _UNITS[rule.metric],
+        "windowSeconds": rule.window_s,
+        "summary": text,
+        **(extra or {}),
+    }
+
+
+def rule_test_event(workspace_id: str, rid: str, record: Record) -> Event:
+    """What a rule's ``POST …/test`` sends: the ``alert.fired`` it would send, marked
+    ``"test": true``, without a measured value."""
+    rule = Rule.of(workspace_id, rid, record)
+    threshold = threshold_of(rule.condition)
+    over = "" if rule.metric == "budget" else f" over {rule.window_s} s"
+    unit = " ms" if rule.metric == "latency" else (" USD" if rule.metric == "cost" else "")
+    text = f"{rule.metric} >= {threshold:g}{unit}{over}"
+    data = alert_data(rule, "firing", None, threshold, text, {"test": True})
+    return Event(ALERT_FIRED, data, team_id=workspace_id)
+
+
 def retryable(result: Record) -> bool:
     """A failed delivery worth another attempt: the sender's own verdict (no answer,
     timeout, HTTP 429/5xx, SMTP 4xx); a deleted target never is."""
@@ -339,20 +376,8 @@ class AlertEvaluator:
         now: float,
     ) -> Transition | None:
         fired = current == "ok"
-        data: Record = {
-            "rule": rule.name,
-            "ruleId": rule.id,
-            "workspaceId": rule.workspace_id,
-            "severity": rule.severity,
-            "status": "firing" if fired else "resolved",
-            "metric": rule.metric,
-            "value": _shown(rule.metric, value),
-            "threshold": threshold,
-            "unit": _UNITS[rule.metric],
-            "windowSeconds": rule.window_s,
-            "summary": summary(rule, value, threshold),
-            **extra,
-        }
+        status = "firing" if fired else "resolved"
+        data = alert_data(rule, status, value, threshold, summary(rule, value, threshold), extra)
         if not fired:
             previous = await self._fired_event(rule)
             if previous is not None:
@@ -377,7 +402,7 @@ class AlertEvaluator:
         if (await self._store._transaction([step]))[0] != 1:
             self.raced += 1  # another evaluator changed it first: it sends
             return None
-        log.info("alert %s %s: %s", rule.id, data["status"], data["summary"])
+        log.info("alert %s %s: %s", rule.id, status, data["summary"])
         results = await self._deliver(rule, event, list(rule.targets))
         transition = Transition(rule, event, results)
         if self._on_transition is not None:
