@@ -44,7 +44,7 @@ _ANSWER_MS = "COALESCE(CASE WHEN streamed THEN ttft_ms END, latency_ms)"
 _NTH_LATENCY = (
     f"SELECT {_ANSWER_MS} AS answer_ms FROM spend "  # noqa: S608 - constant
     "WHERE created_at >= ? AND created_at < ? AND NOT cancelled "
-    "ORDER BY answer_ms LIMIT 1 OFFSET ?"
+    "ORDER BY answer_ms DESC LIMIT 1 OFFSET ?"
 )
 
 
@@ -87,7 +87,8 @@ async def window_stats(store: SqlStore, since: float, until: float) -> WindowSta
     latency = None
     answered = requests - cancelled
     if answered > 0:
-        offset = nearest_rank(answered) - 1
+        # Counted from the top: the sort keeps only the slowest 5 % (+1) of the rows.
+        offset = answered - nearest_rank(answered)
         nth = await store._fetch(_NTH_LATENCY, (since, until, offset))
         if nth and nth[0][0] is not None:
             latency = float(nth[0][0])

@@ -40,11 +40,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tollhouse.control.incidents_book import IncidentBook
 from tollhouse.errors import ConfigError, NotFound, TollhouseError
 from tollhouse.events.alert_window import (
     BudgetUse,
@@ -57,6 +56,9 @@ from tollhouse.events.alert_window import (
 )
 from tollhouse.events.types import ALERT_FIRED, ALERT_RESOLVED, Event, usd
 from tollhouse.store import SqlStore
+
+if TYPE_CHECKING:  # control imports this module (a rule's test event)
+    from tollhouse.control.incidents_book import IncidentBook
 
 log = logging.getLogger("tollhouse.alerts")
 
