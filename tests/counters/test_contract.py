@@ -221,3 +221,41 @@ async def test_memory_settled_reservations_leave_nothing_behind() -> None:
         tracemalloc.stop()
     assert grown < 64 * 1024, grown  # keeping every hold until its expiry grew 4.5 MB here
     assert await c.levels(charges, now_ms=21_000) == [Level(21_000, 0), Level(21_000, 0)]
+
+
+async def test_settling_a_sliding_entry_after_many_older_ones_left_the_window(
+    counters: Counters,
+) -> None:
+    # Thousands of entries leave the window (the memory log drops its purged front)
+    # while one reservation is still open: its settle still finds and adjusts it.
+    for now in range(2_000):
+        await granted(counters, [sliding("tpm", 1, 10**6, 1_000)], now)
+    r = await granted(counters, [sliding("tpm", 50, 10**6, 1_000)], 2_000)
+    levels = await counters.levels([sliding("tpm", 0, 10**6, 1_000)], now_ms=2_900)
+    assert levels == [Level(99 + 50)]  # 1901..1999 and the open one
+    assert await counters.settle(r, [8], now_ms=2_950) == [8 + 49]  # 1951..1999 left
+    levels = await counters.levels([sliding("tpm", 0, 10**6, 1_000)], now_ms=3_000)
+    assert levels == [Level(0)]
+    denied = await counters.reserve([sliding("tpm", 2, 1, 1_000)], now_ms=3_001)
+    assert isinstance(denied, Denied) and denied.retry_after_ms == -1
+
+
+async def test_memory_sliding_log_keeps_16_bytes_an_entry() -> None:
+    # A worker keeps one window (a minute) of every rate limit's entries: at thousands
+    # of requests a second that must stay small (a tuple + dict entry each was ~300 B).
+    import tracemalloc
+
+    c = MemoryCounters()
+    charges = [sliding("rpm", 1, 10**12), sliding("tpm", 40, 10**12)]
+    for now in range(1_000):
+        await c.settle(await granted(c, charges, now), [1, 30], now_ms=now)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for now in range(1_000, 21_000):  # all inside the window
+            await c.settle(await granted(c, charges, now), [1, 30], now_ms=now)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown / 20_000 < 2 * 16 * 1.5, grown  # two logs, array growth slack
+    assert await c.levels(charges, now_ms=21_000) == [Level(21_000), Level(30 * 21_000)]

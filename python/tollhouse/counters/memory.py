@@ -9,7 +9,7 @@ is False and the server refuses to start rather than multiply the limits).
 from __future__ import annotations
 
 import threading
-from collections import deque
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,8 +23,11 @@ from tollhouse.counters.base import (
     check_charges,
     new_reservation_id,
 )
+from tollhouse.errors import InvalidRequest
 
 _SWEEP_EVERY = 4096
+_COMPACT_AT = 1024
+_MAX_AMOUNT = (1 << 63) - 1
 
 
 @dataclass(slots=True)
@@ -73,34 +76,67 @@ class _Fixed:
 
 @dataclass(slots=True)
 class _Sliding:
+    """A sliding-window log: each reservation's time and amount, oldest first, in two
+    int64 arrays (16 bytes per entry; a busy worker keeps a minute of them).  ``head``
+    is the oldest live entry; entry ``i`` of the log has the stable position
+    ``base + i``, which a reservation keeps to settle its amount."""
+
     window: int
     total: int = 0
-    entries: deque[tuple[int, str]] = field(default_factory=deque)
-    amounts: dict[str, int] = field(default_factory=dict)
+    ts: array[int] = field(default_factory=lambda: array("q"))
+    amt: array[int] = field(default_factory=lambda: array("q"))
+    head: int = 0
+    base: int = 0
 
     def purge(self, now: int) -> None:
         cutoff = now - self.window
-        entries = self.entries
-        while entries and entries[0][0] <= cutoff:
-            _, rid = entries.popleft()
-            self.total -= self.amounts.pop(rid, 0)
+        ts, amt, head, end = self.ts, self.amt, self.head, len(self.ts)
+        while head < end and ts[head] <= cutoff:
+            self.total -= amt[head]
+            head += 1
+        if head > _COMPACT_AT and head * 2 > end:  # drop the purged front, amortised
+            del ts[:head]
+            del amt[:head]
+            self.base += head
+            head = 0
+        self.head = head
+
+    def add(self, now: int, amount: int) -> int:
+        """Log ``amount`` at ``now``; its position."""
+        self.ts.append(now)
+        self.amt.append(amount)
+        self.total += amount
+        return self.base + len(self.ts) - 1
+
+    def settle(self, position: int, actual: int) -> None:
+        """Replace the amount logged at ``position`` (nothing once it left the window)."""
+        i = position - self.base
+        if self.head <= i < len(self.amt):
+            self.total += actual - self.amt[i]
+            self.amt[i] = actual
 
     def retry_after(self, amount: int, limit: int, now: int) -> int:
         if amount > limit:
             return -1
         excess = self.total + amount - limit
         freed = 0
-        for ts, rid in self.entries:
-            freed += self.amounts.get(rid, 0)
+        ts, amt = self.ts, self.amt
+        for i in range(self.head, len(ts)):
+            freed += amt[i]
             if freed >= excess:
-                return min(self.window, max(1, ts + self.window - now))
+                return min(self.window, max(1, ts[i] + self.window - now))
         return 1
 
     def reset(self, now: int) -> int:
-        return self.entries[0][0] + self.window - now if self.entries else 0
+        return self.ts[self.head] + self.window - now if self.head < len(self.ts) else 0
 
     def stale(self, now: int) -> bool:
-        return not self.entries
+        return self.head >= len(self.ts)
+
+
+def _check_logged(amount: int) -> None:
+    if amount > _MAX_AMOUNT:
+        raise InvalidRequest(f"a sliding-window amount must be below 2**63, got {amount}")
 
 
 class MemoryCounters:
@@ -111,6 +147,9 @@ class MemoryCounters:
     def __init__(self) -> None:
         self._fixed: dict[str, _Fixed] = {}
         self._sliding: dict[str, _Sliding] = {}
+        # Reservations not settled yet: (time, [(charge index, log, position)]).
+        self._logged: dict[str, tuple[int, list[tuple[int, _Sliding, int]]]] = {}
+        self._longest = 0  # the longest sliding window seen (ms)
         self._lock = threading.Lock()
         self._ops = 0
 
@@ -126,7 +165,8 @@ class MemoryCounters:
         s = self._sliding.get(c.key)
         if s is None or s.window != c.window_ms:
             s = self._sliding[c.key] = _Sliding(window=c.window_ms)
-        elif s.entries and s.entries[0][0] <= now - s.window:
+            self._longest = max(self._longest, c.window_ms)
+        elif s.head < len(s.ts) and s.ts[s.head] <= now - s.window:
             s.purge(now)
         return s
 
@@ -142,6 +182,10 @@ class MemoryCounters:
             del self._fixed[f_key]
         for s_key in [k for k, s in self._sliding.items() if s.stale(now)]:
             del self._sliding[s_key]
+        # A reservation never settled: once its entries left every window, forget it.
+        cutoff = now - self._longest
+        for rid in [r for r, (t, _) in self._logged.items() if t <= cutoff]:
+            del self._logged[rid]
 
     async def reserve(
         self,
@@ -163,6 +207,7 @@ class MemoryCounters:
             states: list[_Fixed | _Sliding] = []
             for i, c in enumerate(charges):
                 if c.window_ms:
+                    _check_logged(c.amount)
                     s = self._get_sliding(c, now_ms)
                     if s.total + c.amount > c.limit:
                         retry: int | None = s.retry_after(c.amount, c.limit, now_ms)
@@ -177,14 +222,12 @@ class MemoryCounters:
             levels: list[int] = []
             resets: list[int] = []
             expiry = now_ms + hold_ms
-            entry = (now_ms, rid)
-            for c, st in zip(charges, states, strict=True):
+            logged: list[tuple[int, _Sliding, int]] = []
+            for i, (c, st) in enumerate(zip(charges, states, strict=True)):
                 if isinstance(st, _Sliding):
-                    st.entries.append(entry)
-                    st.amounts[rid] = c.amount
-                    st.total += c.amount
+                    logged.append((i, st, st.add(now_ms, c.amount)))
                     levels.append(st.total)
-                    resets.append(st.entries[0][0] + st.window - now_ms)
+                    resets.append(st.ts[st.head] + st.window - now_ms)
                 else:
                     st.hold(rid, c.amount, expiry)
                     if c.expire_at_ms is not None and (
@@ -193,23 +236,29 @@ class MemoryCounters:
                         st.expire_at = c.expire_at_ms
                     levels.append(st.used + st.held)
                     resets.append(0)
+            if logged:
+                self._logged[rid] = (now_ms, logged)
         return Reservation(rid, charges, levels, resets, now_ms)
 
     async def settle(
         self, reservation: Reservation, actuals: Sequence[int] | None, *, now_ms: int
     ) -> list[int]:
         amounts = check_actuals(reservation, actuals)
+        for c, actual in zip(reservation.charges, amounts, strict=True):
+            if c.window_ms:
+                _check_logged(actual)
         reservation.done = True
         rid = reservation.id
         out: list[int] = []
         with self._lock:
-            for c, actual in zip(reservation.charges, amounts, strict=True):
+            _, logged = self._logged.pop(rid, (0, []))
+            where = {i: (st, pos) for i, st, pos in logged}
+            for i, (c, actual) in enumerate(zip(reservation.charges, amounts, strict=True)):
                 if c.window_ms:
                     s = self._get_sliding(c, now_ms)
-                    old = s.amounts.get(rid)
-                    if old is not None:
-                        s.amounts[rid] = actual
-                        s.total += actual - old
+                    st, pos = where.get(i, (None, 0))
+                    if st is s:  # still the same log (not replaced by another window)
+                        s.settle(pos, actual)
                     out.append(s.total)
                 else:
                     f = self._get_fixed(c, now_ms)
