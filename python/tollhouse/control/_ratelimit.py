@@ -1,7 +1,9 @@
 """``X-RateLimit-Limit / -Remaining / -Reset`` on every control-plane response.
 
 A fixed window per caller (the SHA-256 of its bearer token, else its client address):
-600 requests a minute unless the config says otherwise.  With Redis counters the count is
+600 requests a minute unless the config says otherwise.  ``X-RateLimit-Reset`` is the
+window's end in Unix seconds (as the Cendriix reference has it); ``Retry-After`` on a 429
+is the seconds until then.  With Redis counters the count is
 shared by every worker and replica (one pipelined INCR + EXPIRE per request); with memory
 counters it is this worker's own.  Over the limit: 429 ``rate_limited`` with
 ``Retry-After``.  If Redis cannot be reached the request is counted in this worker's
@@ -21,7 +23,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -41,6 +43,15 @@ REDIS_PREFIX = "tollhouse:ctl:rl:"
 _MAX_CALLERS = 100_000
 _SECTION_KEYS = ("rate_limit",)
 _LIMIT_KEYS = ("requests", "window_seconds")
+
+
+class Taken(NamedTuple):
+    """One request counted: allowed or not, what is left, and when the window ends."""
+
+    allowed: bool
+    remaining: int
+    retry_after: int  # seconds until the window ends (at least 1)
+    reset_at: int  # the window's end, Unix seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +152,8 @@ class ControlRateLimiter:
             log.info("control rate limit: Redis is back, counts are shared again")
         return int(used)
 
-    async def take(self, caller: str) -> tuple[bool, int, int]:
-        """(allowed, remaining, seconds until the window resets) for one request."""
+    async def take(self, caller: str) -> Taken:
+        """Count one request of ``caller`` in the current window."""
         now = self._clock()
         size = self.window_seconds
         window = int(now // size)
@@ -159,8 +170,9 @@ class ControlRateLimiter:
                     )
         if used is None:
             used = self._local(window, caller)
-        reset = max(1, math.ceil((window + 1) * size - now))
-        return used <= self.per_minute, max(0, self.per_minute - used), reset
+        end = (window + 1) * size
+        retry_after = max(1, math.ceil(end - now))
+        return Taken(used <= self.per_minute, max(0, self.per_minute - used), retry_after, end)
 
 
 def caller_of(scope: Scope) -> str:
@@ -176,15 +188,16 @@ def limited(app: ASGIApp, limiter: ControlRateLimiter) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        allowed, remaining, reset = await limiter.take(caller_of(scope))
+        taken = await limiter.take(caller_of(scope))
         headers = [
             (b"x-ratelimit-limit", str(limiter.limit).encode()),
-            (b"x-ratelimit-remaining", str(remaining).encode()),
-            (b"x-ratelimit-reset", str(reset).encode()),
+            (b"x-ratelimit-remaining", str(taken.remaining).encode()),
+            (b"x-ratelimit-reset", str(taken.reset_at).encode()),
         ]
-        if not allowed:
+        if not taken.allowed:
             exc = RateLimited(
-                "too many control-plane requests: slow down", headers={"Retry-After": str(reset)}
+                "too many control-plane requests: slow down",
+                headers={"Retry-After": str(taken.retry_after)},
             )
             response = error_response(exc)
             response.raw_headers.extend(headers)

@@ -67,9 +67,9 @@ SECURITY_SCHEMES = {
 _RATE_HEADERS = {
     name: {"schema": {"type": "integer"}, "description": text}
     for name, text in (
-        ("X-RateLimit-Limit", "control-plane requests allowed a minute"),
-        ("X-RateLimit-Remaining", "requests left in this minute"),
-        ("X-RateLimit-Reset", "seconds until the window resets"),
+        ("X-RateLimit-Limit", "control-plane requests allowed per window (600 a minute)"),
+        ("X-RateLimit-Remaining", "requests left in this window"),
+        ("X-RateLimit-Reset", "when the window resets, in Unix seconds"),
     )
 }
 
