@@ -1,14 +1,19 @@
-"""``?page=&limit=`` pagination (default 25, max 100) with an RFC 8288 ``Link`` header."""
+"""``?page=&limit=`` pagination (default 25, max 100) with an RFC 8288 ``Link`` header,
+and ``?sort=field:asc|desc`` on list endpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tollhouse.control._http import json_response
 from tollhouse.control._validation import query_limit
 from tollhouse.errors import ValidationError
+from tollhouse.store import SqlStore
 
 MAX_PAGE = 1_000_000
 
@@ -50,3 +55,43 @@ def set_links(response: Response, request: Request, page: Page, total: int) -> N
     ]
     response.headers["Link"] = ", ".join(links)
     response.headers["X-Total-Count"] = str(total)
+
+
+def page_response(request: Request, page: Page, data: list[Any], total: int) -> Response:
+    """A list answer: ``{"data", "total"}`` with ``Link`` and ``X-Total-Count``."""
+    response = json_response({"data": data, "total": total})
+    set_links(response, request, page, total)
+    return response
+
+
+async def fetch_page(
+    store: SqlStore,
+    page: Page,
+    *,
+    table: str,
+    columns: str,
+    where: str = "",
+    params: Sequence[Any] = (),
+    order: str,
+) -> tuple[list[tuple[Any, ...]], int]:
+    """One page of ``SELECT columns FROM table [WHERE where] ORDER BY order``, and how
+    many rows match in all.  Every part but ``params`` is the caller's constant SQL."""
+    tail = f" WHERE {where}" if where else ""
+    count = await store._fetch(f"SELECT COUNT(*) FROM {table}{tail}", params)  # noqa: S608
+    rows = await store._fetch(
+        f"SELECT {columns} FROM {table}{tail} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+        [*params, page.limit, page.offset],
+    )
+    return rows, int(count[0][0])
+
+
+def sort_of(request: Request, fields: Sequence[str], default: str) -> tuple[str, bool]:
+    """``?sort=field:asc|desc`` (``default`` when absent): (field, descending); 422 when
+    the field is not one of ``fields`` or the direction is neither."""
+    sort = request.query_params.get("sort") or default
+    field, _, direction = sort.partition(":")
+    if field not in fields or direction not in ("asc", "desc", ""):
+        raise ValidationError(
+            "invalid sort", {"sort": f"field:asc|desc, field one of {', '.join(fields)}"}
+        )
+    return field, direction == "desc"

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control._access import now, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
-from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._pagination import page_of, page_response, sort_of
 from tollhouse.control._schema import (
     PAGE,
     TIMESTAMP,
@@ -33,7 +33,7 @@ from tollhouse.control._schema import (
     sort_param,
     spec,
 )
-from tollhouse.errors import NotFound, ValidationError
+from tollhouse.errors import NotFound
 from tollhouse.store import SqlStore
 
 Record = dict[str, Any]
@@ -147,21 +147,11 @@ def routes(gw: ControlGateway, kind: Kind) -> list[BaseRoute]:
             wanted = request.query_params.get(name)
             if wanted:
                 records = [r for r in records if _text(r.get(name)) == wanted]
-        sort = request.query_params.get("sort") or "created_at:asc"
-        field, _, direction = sort.partition(":")
-        if field not in sorts or direction not in ("asc", "desc", ""):
-            choices = ", ".join(sorts)
-            raise ValidationError(
-                "invalid sort", {"sort": f"field:asc|desc, field one of {choices}"}
-            )
+        field, descending = sort_of(request, sorts, "created_at:asc")
         records.sort(key=lambda r: r["id"])
-        records.sort(key=_sort_key(field), reverse=direction == "desc")
-        total = len(records)
-        response = json_response(
-            {"data": records[page.offset : page.offset + page.limit], "total": total}
-        )
-        set_links(response, request, page, total)
-        return response
+        records.sort(key=_sort_key(field), reverse=descending)
+        shown = records[page.offset : page.offset + page.limit]
+        return page_response(request, page, shown, len(records))
 
     @endpoint
     @spec(f"create a {kind.noun} (member)", body=kind.body, status=201, response=envelope(item))

@@ -18,15 +18,14 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control._access import KEY_PREFIX, RANK, ROLES, now, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
-from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._pagination import fetch_page, page_of, page_response
 from tollhouse.control._schema import PAGE, TIMESTAMP, choice, envelope, listing, obj, spec, text
 from tollhouse.control._validation import Body
 from tollhouse.errors import Forbidden, NotFound
 from tollhouse.guard.keys import hash_key
 
-_SELECT = (
-    "SELECT id, workspace_id, name, role, label, created_at, revoked_at FROM workspace_api_keys"
-)
+_COLUMNS = "id, workspace_id, name, role, label, created_at, revoked_at"
+_SELECT = f"SELECT {_COLUMNS} FROM workspace_api_keys"  # noqa: S608 - constant columns
 
 BODY = obj({"name": text(), "role": choice(ROLES, nullable=True, default="member")}, ["name"])
 API_KEY = obj(
@@ -67,20 +66,16 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "admin")
         page = page_of(request)
-        total = int(
-            (
-                await store._fetch(
-                    "SELECT COUNT(*) FROM workspace_api_keys WHERE workspace_id = ?", (wid,)
-                )
-            )[0][0]
+        rows, total = await fetch_page(
+            store,
+            page,
+            table="workspace_api_keys",
+            columns=_COLUMNS,
+            where="workspace_id = ?",
+            params=[wid],
+            order="created_at, id",
         )
-        rows = await store._fetch(
-            f"{_SELECT} WHERE workspace_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
-            (wid, page.limit, page.offset),
-        )
-        response = json_response({"data": [api_key_json(r) for r in rows], "total": total})
-        set_links(response, request, page, total)
-        return response
+        return page_response(request, page, [api_key_json(r) for r in rows], total)
 
     @endpoint
     @spec(

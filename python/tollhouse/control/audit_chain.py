@@ -16,13 +16,13 @@ import hashlib
 import logging
 import time
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from tollhouse.control._http import iso
+from tollhouse.control._per_store import per_store
 from tollhouse.errors import Conflict, TollhouseError
 from tollhouse.events.types import Event
 from tollhouse.store import SqlStore
@@ -45,15 +45,6 @@ ENFORCEMENT_EVENTS = frozenset(
         "provider.failover",
     }
 )
-_LOGS: weakref.WeakKeyDictionary[SqlStore, AuditLog] = weakref.WeakKeyDictionary()
-
-
-def audit_for(store: SqlStore) -> AuditLog:
-    """The audit log of a store (one per store object, made on first use)."""
-    log = _LOGS.get(store)
-    if log is None:
-        log = _LOGS[store] = AuditLog(store)
-    return log
 
 
 @dataclass(frozen=True)
@@ -312,6 +303,10 @@ class AuditLog:
                 if reason is not None:
                     return _bad(checked, e.seq, e.id, reason)
                 prev, last_seq, checked = e.hash, e.seq, checked + 1
+
+
+# The audit log of a store (one per store object, made on first use).
+audit_for = per_store(AuditLog)
 
 
 def _bad(checked: int, seq: int, entry_id: str, reason: str) -> dict[str, Any]:

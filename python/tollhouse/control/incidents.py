@@ -32,7 +32,7 @@ from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._incident_join import join
-from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._pagination import fetch_page, page_of, page_response, sort_of
 from tollhouse.control._schema import (
     ANY_OBJECT,
     PAGE,
@@ -205,26 +205,18 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
             if value is not None:
                 where.append(f"{name} = ?")
                 params.append(value)
-        sort = request.query_params.get("sort") or "created_at:desc"
-        field, _, direction = sort.partition(":")
-        if field not in SORTS or direction not in ("asc", "desc", ""):
-            raise ValidationError(
-                "invalid sort", {"sort": f"field:asc|desc, field one of {', '.join(SORTS)}"}
-            )
-        order = "DESC" if direction == "desc" else "ASC"
-        clause = " AND ".join(where)
-        total = int(
-            (await store._fetch(f"SELECT COUNT(*) FROM incidents WHERE {clause}", params))[0][0]  # noqa: S608
+        field, descending = sort_of(request, SORTS, "created_at:desc")
+        order = "DESC" if descending else "ASC"
+        rows, total = await fetch_page(
+            store,
+            page,
+            table="incidents",
+            columns=COLUMNS,
+            where=" AND ".join(where),
+            params=params,
+            order=f"{_ORDER[field]} {order}, opened_at {order}, id {order}",
         )
-        rows = await store._fetch(
-            f"SELECT {COLUMNS} FROM incidents WHERE {clause} "  # noqa: S608 - built from constants
-            f"ORDER BY {_ORDER[field]} {order}, opened_at {order}, id {order} LIMIT ? OFFSET ?",
-            [*params, page.limit, page.offset],
-        )
-        data = [summary(Incident.from_row(r)) for r in rows]
-        response = json_response({"data": data, "total": total})
-        set_links(response, request, page, total)
-        return response
+        return page_response(request, page, [summary(Incident.from_row(r)) for r in rows], total)
 
     @endpoint
     @spec("open an incident by hand (member)", body=OPEN, status=201, response=envelope(DETAIL))

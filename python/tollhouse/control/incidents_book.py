@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -30,6 +29,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from tollhouse.control._http import iso
+from tollhouse.control._per_store import per_store
 from tollhouse.control.audit_chain import audit_for
 from tollhouse.errors import Conflict, NotFound, Unavailable
 from tollhouse.events.types import INCIDENT_OPENED, Event
@@ -57,15 +57,6 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)"
 )
 _TIMELINE = "INSERT INTO incident_timeline (id, incident_id, at, kind, data) VALUES (?, ?, ?, ?, ?)"
-_BOOKS: weakref.WeakKeyDictionary[SqlStore, IncidentBook] = weakref.WeakKeyDictionary()
-
-
-def book_for(store: SqlStore) -> IncidentBook:
-    """The incident book of a store (one per store object, made on first use)."""
-    book = _BOOKS.get(store)
-    if book is None:
-        book = _BOOKS[store] = IncidentBook(store)
-    return book
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +323,10 @@ class IncidentBook:
             (incident_id,),
         )
         return [TimelineEntry(r[0], float(r[1]), r[2], orjson.loads(r[3])) for r in rows]
+
+
+# The incident book of a store (one per store object, made on first use).
+book_for = per_store(IncidentBook)
 
 
 def summary(incident: Incident) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control._access import RANK, ROLES, Principal, now, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
-from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._pagination import fetch_page, page_of, page_response
 from tollhouse.control._schema import (
     PAGE,
     TIMESTAMP,
@@ -31,7 +31,8 @@ from tollhouse.control._schema import (
 from tollhouse.control._validation import Body
 from tollhouse.errors import Conflict, Forbidden, NotFound
 
-_SELECT = "SELECT id, workspace_id, email, role, created_at FROM workspace_members"
+_COLUMNS = "id, workspace_id, email, role, created_at"
+_SELECT = f"SELECT {_COLUMNS} FROM workspace_members"  # noqa: S608 - constant columns
 EMAIL = {**text(320), "pattern": r"^\s*[^\s@][\s\S]*@[\s\S]*[^\s@]\s*$"}
 ADD = obj({"email": EMAIL, "role": choice(ROLES)}, ["email", "role"])
 CHANGE = obj({"role": choice(ROLES)}, ["role"])
@@ -84,7 +85,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         wid = request.path_params["id"]
         await require_role(request, gw, wid, "viewer")
         page = page_of(request)
-        where, params = " WHERE workspace_id = ?", [wid]
+        where, params = "workspace_id = ?", [wid]
         role = request.query_params.get("role")
         if role:
             body = Body({"role": role}, ("role",))
@@ -92,15 +93,16 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
             body.done()
             where += " AND role = ?"
             params.append(role)
-        count = await store._fetch(f"SELECT COUNT(*) FROM workspace_members{where}", params)  # noqa: S608
-        total = int(count[0][0])
-        rows = await store._fetch(
-            f"{_SELECT}{where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, page.limit, page.offset],
+        rows, total = await fetch_page(
+            store,
+            page,
+            table="workspace_members",
+            columns=_COLUMNS,
+            where=where,
+            params=params,
+            order="created_at, id",
         )
-        response = json_response({"data": [member_json(r) for r in rows], "total": total})
-        set_links(response, request, page, total)
-        return response
+        return page_response(request, page, [member_json(r) for r in rows], total)
 
     @endpoint
     @spec("add a member (admin)", body=ADD, status=201, response=envelope(MEMBER))

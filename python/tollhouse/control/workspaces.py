@@ -16,12 +16,13 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control._access import now, principal, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
-from tollhouse.control._pagination import page_of, set_links
+from tollhouse.control._pagination import fetch_page, page_of, page_response
 from tollhouse.control._schema import PAGE, TIMESTAMP, envelope, listing, obj, spec, text
 from tollhouse.control._validation import Body
 from tollhouse.errors import Forbidden, NotFound
 
-_SELECT = "SELECT id, name, created_at FROM workspaces"
+_COLUMNS = "id, name, created_at"
+_SELECT = f"SELECT {_COLUMNS} FROM workspaces"  # noqa: S608 - constant columns
 BODY = obj({"name": text()}, ["name"])
 WORKSPACE = obj({"id": {"type": "string"}, "name": {"type": "string"}, "created_at": TIMESTAMP})
 
@@ -38,15 +39,17 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     async def list_workspaces(request: Request) -> Response:
         p = await principal(request, gw)
         page = page_of(request)
-        where, params = ("", []) if p.workspace_id is None else (" WHERE id = ?", [p.workspace_id])
-        total = int((await store._fetch(f"SELECT COUNT(*) FROM workspaces{where}", params))[0][0])  # noqa: S608
-        rows = await store._fetch(
-            f"{_SELECT}{where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, page.limit, page.offset],
+        where, params = ("", []) if p.workspace_id is None else ("id = ?", [p.workspace_id])
+        rows, total = await fetch_page(
+            store,
+            page,
+            table="workspaces",
+            columns=_COLUMNS,
+            where=where,
+            params=params,
+            order="created_at, id",
         )
-        response = json_response({"data": [workspace_json(r) for r in rows], "total": total})
-        set_links(response, request, page, total)
-        return response
+        return page_response(request, page, [workspace_json(r) for r in rows], total)
 
     @endpoint
     @spec("create a workspace (admin key)", body=BODY, status=201, response=envelope(WORKSPACE))
