@@ -8,24 +8,16 @@ translated stream is relayed as it arrives, never buffered whole.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 
 from tollhouse.config import ProviderConfig
 from tollhouse.errors import ConfigError, ProviderError
-from tollhouse.providers._http1 import Client, HTTPClientError, Response
+from tollhouse.providers._http1 import Response
 from tollhouse.providers._sse import DONE_FRAME, SSEEvent, SSEParser
-from tollhouse.providers.base import (
-    Call,
-    Provider,
-    Reply,
-    parse_json_object,
-    raise_for_upstream,
-    upstream_client,
-    upstream_failure,
-)
+from tollhouse.providers.base import Call, HTTPProvider, Reply, parse_json_object
 
 # (event name, parsed data) -> OpenAI chunks; raises ProviderError on an upstream error event
 ChunkFn = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
@@ -65,8 +57,8 @@ def include_usage(call: Call) -> bool:
     return isinstance(opts, dict) and opts.get("include_usage") is True
 
 
-class TranslatingProvider(Provider):
-    """A pooled upstream client plus JSON/SSE helpers; subclasses translate."""
+class TranslatingProvider(HTTPProvider):
+    """The pooled upstream client plus JSON/SSE helpers; subclasses translate."""
 
     options: tuple[str, ...] = ("drop_unsupported",)
 
@@ -74,41 +66,12 @@ class TranslatingProvider(Provider):
         super().__init__(config)
         check_options(config, self.options)
         self.drop_unsupported = option_bool(config, "drop_unsupported")
-        self._session: Client | None = None
 
-    @property
-    def has_key(self) -> bool:
-        return self.config.api_key is not None
+    async def post(self, url: str, payload: dict[str, Any]) -> Response:
+        return await self.send(url, orjson.dumps(payload))
 
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = upstream_client(self.config)
-
-    async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-    async def post(self, url: str, payload: dict[str, Any], headers: bytes) -> Response:
-        """POST JSON; ``headers`` are encoded once by ``_http1.encode_headers``."""
-        if self._session is None:
-            raise ProviderError(f"provider {self.name!r} is not started")
-        try:
-            resp = await self._session.request("POST", url, orjson.dumps(payload), headers)
-        except (TimeoutError, HTTPClientError) as exc:
-            raise upstream_failure(self.name, exc) from None
-        await raise_for_upstream(self.name, resp)
-        return resp
-
-    async def post_json(self, url: str, payload: dict[str, Any], headers: bytes) -> dict[str, Any]:
-        resp = await self.post(url, payload, headers)
-        try:
-            body = await resp.read()
-        except (TimeoutError, HTTPClientError) as exc:
-            raise upstream_failure(self.name, exc) from None
-        finally:
-            resp.release()
-        data = parse_json_object(body)
+    async def post_json(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        data = parse_json_object(await self.read(await self.post(url, payload)))
         if data is None:
             raise ProviderError(f"provider {self.name!r} answered with a body that is not JSON")
         return data
@@ -138,16 +101,6 @@ class TranslatingProvider(Provider):
             yield tail + b"".join(_frame(c) for c in finish()) + DONE_FRAME
         finally:
             await pieces.aclose()  # drops the connection of an unfinished upstream answer
-
-    async def relay_raw(self, resp: Response) -> AsyncGenerator[bytes, None]:
-        """The upstream's bytes untouched (a client that speaks the upstream's format)."""
-        try:
-            async for piece in resp.iter_chunks():
-                yield piece
-        except (TimeoutError, HTTPClientError) as exc:
-            raise upstream_failure(self.name, exc) from None
-        finally:
-            resp.release()  # closes the connection of an unfinished answer
 
     def _frames(self, events: list[SSEEvent], translate: ChunkFn) -> bytes:
         out: list[bytes] = []

@@ -70,23 +70,23 @@ class AnthropicProvider(TranslatingProvider):
     async def chat(self, call: Call) -> Reply:
         model, body = self.request(call)
         body.pop("stream", None)
-        data = await self.post_json(self._url, body, self._headers)
+        data = await self.post_json(self._url, body)
         return self.reply(anthropic_to_chat(data, created=now(), model=model))
 
     async def chat_stream(self, call: Call) -> AsyncIterator[bytes]:
         model, body = self.request(call)
         body["stream"] = True
-        resp = await self.post(self._url, body, self._headers)
+        resp = await self.post(self._url, body)
         t = AnthropicToChat(created=now(), model=model, include_usage=include_usage(call))
         return self.relay(resp, t.feed, lambda: [], lambda: t.finished)
 
     async def messages(self, body: dict[str, Any]) -> dict[str, Any]:
         """A Messages request as is (``POST /v1/messages`` to an Anthropic model)."""
-        return await self.post_json(self._url, body, self._headers)
+        return await self.post_json(self._url, body)
 
     async def messages_stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
         """A streamed Messages request; the upstream's SSE bytes untouched."""
-        resp = await self.post(self._url, body, self._headers)
+        resp = await self.post(self._url, body)
         return self.relay_raw(resp)
 
     async def embeddings(self, call: Call) -> Reply:

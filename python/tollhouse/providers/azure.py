@@ -46,10 +46,6 @@ class AzureProvider(OpenAIProvider):
             headers["api-key"] = config.api_key.get()
         self._headers = encode_headers(headers)
 
-    @property
-    def has_key(self) -> bool:
-        return self.config.api_key is not None
-
     def url(self, call: Call, path: str) -> str:
         if self._version == "v1":
             return f"{self._base}/v1/{path}"
@@ -62,11 +58,10 @@ class AzureProvider(OpenAIProvider):
         return f"{self._base}/v1/responses" if self._version == "v1" else None
 
     async def chat(self, call: Call) -> Reply:
-        return await self._complete(self.url(call, "chat/completions"), call)
+        return await self.forward(self.url(call, "chat/completions"), call)
 
     async def chat_stream(self, call: Call) -> AsyncIterator[bytes]:
-        resp = await self._post(self.url(call, "chat/completions"), call)
-        return self._relay(resp)
+        return await self.forward_stream(self.url(call, "chat/completions"), call)
 
     async def embeddings(self, call: Call) -> Reply:
-        return await self._complete(self.url(call, "embeddings"), call)
+        return await self.forward(self.url(call, "embeddings"), call)

@@ -10,7 +10,7 @@ echoes a provider key.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,77 @@ class Provider(ABC):
 
     @abstractmethod
     async def embeddings(self, call: Call) -> Reply: ...
+
+
+class HTTPProvider(Provider):
+    """An adapter with one pooled upstream client, opened inside the serving loop.
+
+    Subclasses set ``_headers`` (encoded once by ``_http1.encode_headers``) and say where
+    each call goes; ``forward``/``forward_stream`` are the raw pass-through calls.
+    """
+
+    _headers: bytes = b""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self._session: Client | None = None
+
+    @property
+    def has_key(self) -> bool:
+        return self.config.api_key is not None
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = upstream_client(self.config)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def send(self, url: str, body: bytes) -> Response:
+        """POST ``body``; a non-2xx answer raises (``raise_for_upstream``)."""
+        if self._session is None:
+            raise ProviderError(f"provider {self.name!r} is not started")
+        try:
+            resp = await self._session.request("POST", url, body, self._headers)
+        except (TimeoutError, HTTPClientError) as exc:
+            raise upstream_failure(self.name, exc) from None
+        await raise_for_upstream(self.name, resp)
+        return resp
+
+    async def read(self, resp: Response) -> bytes:
+        """The whole answer body; the connection goes back to the pool."""
+        try:
+            return await resp.read()
+        except (TimeoutError, HTTPClientError) as exc:
+            raise upstream_failure(self.name, exc) from None
+        finally:
+            resp.release()
+
+    async def relay_raw(self, resp: Response) -> AsyncGenerator[bytes, None]:
+        """The upstream's bytes untouched, as they arrive."""
+        try:
+            async for piece in resp.iter_chunks():
+                yield piece
+        except (TimeoutError, HTTPClientError) as exc:
+            raise upstream_failure(self.name, exc) from None
+        finally:
+            # Releasing an unfinished answer drops the connection, so the upstream sees
+            # the cancel when the client went away.
+            resp.release()
+
+    async def forward(self, url: str, call: Call) -> Reply:
+        """Raw pass-through: the call's bytes to ``url``, the 2xx answer as it came."""
+        resp = await self.send(url, call.payload())
+        body = await self.read(resp)
+        ctype = resp.headers.get("content-type", "application/json").encode("latin-1")
+        return Reply(body, parse_json_object(body), ctype)
+
+    async def forward_stream(self, url: str, call: Call) -> AsyncIterator[bytes]:
+        """Raw pass-through of a stream: opened here (raising on a non-2xx answer), its
+        bytes relayed untouched."""
+        return self.relay_raw(await self.send(url, call.payload()))
 
 
 def parse_json_object(body: bytes) -> dict[str, Any] | None:

@@ -43,14 +43,14 @@ class GeminiProvider(TranslatingProvider):
     async def chat(self, call: Call) -> Reply:
         model = upstream_model(call)
         body = chat_to_gemini(call.body, drop_unsupported=self.drop_unsupported)
-        data = await self.post_json(self._url(model, "generateContent"), body, self._headers)
+        data = await self.post_json(self._url(model, "generateContent"), body)
         return self.reply(gemini_to_chat(data, model=model, created=now()))
 
     async def chat_stream(self, call: Call) -> AsyncIterator[bytes]:
         model = upstream_model(call)
         body = chat_to_gemini(call.body, drop_unsupported=self.drop_unsupported)
         url = self._url(model, "streamGenerateContent") + "?alt=sse"
-        resp = await self.post(url, body, self._headers)
+        resp = await self.post(url, body)
         t = GeminiToChat(
             id_=f"chatcmpl-{uuid.uuid4().hex}",
             model=model,
@@ -82,7 +82,7 @@ class GeminiProvider(TranslatingProvider):
                 req["outputDimensionality"] = dims
             requests.append(req)
         url = self._url(model, "batchEmbedContents")
-        data = await self.post_json(url, {"requests": requests}, self._headers)
+        data = await self.post_json(url, {"requests": requests})
         vectors = [e.get("values", []) for e in data.get("embeddings") or [] if isinstance(e, dict)]
         return self.reply(
             {

@@ -16,28 +16,15 @@ from typing import Any
 
 from tollhouse.errors import ProviderError, TollhouseError
 from tollhouse.gateway import Gateway
-from tollhouse.providers import Call, Provider
+from tollhouse.providers import Call
 from tollhouse.providers._chat_shape import GATEWAY_FIELDS
 from tollhouse.providers._responses_format import chat_to_response, responses_to_chat
 from tollhouse.providers._responses_stream import ChatToResponses
 from tollhouse.providers._sse import encode_event
-from tollhouse.providers.azure import AzureProvider
 from tollhouse.providers.openai import OpenAIProvider
 from tollhouse.proxy import asgi, pipeline
 from tollhouse.proxy._dialect import Dialect, StreamTranslator, relay_native, serve
 from tollhouse.proxy.pipeline import Exchange, Usage
-
-
-def responses_url(provider: Provider) -> str | None:
-    """The upstream's own ``/responses`` address, or None to go through chat."""
-    if isinstance(provider, AzureProvider):
-        return provider.responses_url()
-    if isinstance(provider, OpenAIProvider):
-        native = provider.kind == "openai" or provider.config.options.get("responses_api") is True
-        # OpenAIProvider keeps its addresses private; its chat URL names the base.
-        base = provider._chat_url.removesuffix("/chat/completions")
-        return base + "/responses" if native else None
-    return None
 
 
 def _id(ex: Exchange) -> str:
@@ -94,8 +81,10 @@ async def _native(
 ) -> bool:
     assert ex.route is not None  # noqa: S101 - resolved before
     provider = ex.route.provider
-    url = responses_url(provider)
-    if url is None or not isinstance(provider, OpenAIProvider):
+    if not isinstance(provider, OpenAIProvider):
+        return False
+    url = provider.responses_url()
+    if url is None:
         return False
     body = {k: v for k, v in client.items() if k not in GATEWAY_FIELDS}
     body["model"] = ex.route.upstream_model
@@ -104,14 +93,13 @@ async def _native(
     if body.get("stream") is True:
         ex.stream = True
         try:
-            resp = await provider._post(url, call)
-            chunks = provider._relay(resp)
+            chunks = await provider.forward_stream(url, call)
         finally:
             ex.upstream_s += time.perf_counter() - t
         await relay_native(gw, ex, chunks, send, usage_of_response, '"usage":{')
         return True
     try:
-        reply = await provider._complete(url, call)
+        reply = await provider.forward(url, call)
     finally:
         ex.upstream_s += time.perf_counter() - t
     if reply.data is None:
