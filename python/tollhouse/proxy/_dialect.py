@@ -23,7 +23,7 @@ from tollhouse.providers._sse import SSEParser, encode_event
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route, Usage
-from tollhouse.proxy.routes import DisconnectWatch, _aclose, ended, finish
+from tollhouse.proxy.routes import DisconnectWatch, ended, finish
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
 
@@ -209,7 +209,7 @@ async def _stream(
         tail = b"".join(encode_event(payload, name) for name, payload in conv.finish())
         await send({"type": "http.response.body", "body": tail, "more_body": False})
     finally:
-        await _aclose(chunks)
+        await attempts.aclose(chunks)
         if usage is None:
             usage = pipeline.estimate_usage(ex, "".join(text))
         pipeline.settle(gw, ex, usage)
@@ -267,5 +267,5 @@ async def relay_native(
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        await _aclose(chunks)
+        await attempts.aclose(chunks)
         pipeline.settle(gw, ex, usage or pipeline.estimate_usage(ex, ""))

@@ -242,22 +242,13 @@ async def _stream(
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         ex.stage("relay")  # the whole stream, first byte to last
     finally:
-        await _aclose(chunks)
+        await attempts.aclose(chunks)
         if relay.usage is None:
             relay.finish()
         if relay.usage is not None:
             ex.usage = relay.usage
             ex.cost_micros = relay.cost_micros
         ex.finish_reason = relay.finish_reason
-
-
-async def _aclose(chunks: AsyncIterator[bytes]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        try:
-            await aclose()
-        except Exception as exc:  # an upstream failing while we close it changes nothing
-            log.debug("closing upstream stream: %s", exc)
 
 
 async def embeddings(

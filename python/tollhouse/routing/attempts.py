@@ -15,6 +15,7 @@ upstream stream and waits for the first chunk inside the try.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from tollhouse.proxy.pipeline import Exchange, Route, key_allows
 from tollhouse.routing.registry import Target
 from tollhouse.routing.retry import RetryBudget, retryable
 
+log = logging.getLogger("tollhouse.routing")
 T = TypeVar("T")
 ROUTING_FIELDS = ("models", "provider")
 
@@ -127,12 +129,13 @@ async def open_stream(route: Route, call: Call) -> tuple[bytes, AsyncIterator[by
 
 
 async def aclose(chunks: AsyncIterator[bytes]) -> None:
+    """Close an upstream stream (drops its connection when unfinished)."""
     close = getattr(chunks, "aclose", None)
     if close is not None:
         try:
             await close()
-        except Exception:  # noqa: S110 - a failing upstream being closed changes nothing
-            pass
+        except Exception as exc:  # a failing upstream being closed changes nothing
+            log.debug("closing upstream stream: %s", exc)
 
 
 async def prepend(
