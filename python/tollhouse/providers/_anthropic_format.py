@@ -17,16 +17,27 @@ from typing import Any
 from tollhouse.errors import InvalidRequest
 from tollhouse.providers._chat_shape import (
     GATEWAY_FIELDS,
+    add_turn,
     as_dict,
     as_list,
+    assistant_calls,
+    assistant_message,
+    bad_tool_choice,
+    chat_choice,
     chat_usage,
+    check_fields,
+    completion,
     dump_arguments,
     expect,
+    function_tool,
+    named_function,
     parse_arguments,
     part_url,
     reject,
     split_data_url,
+    stop_sequences,
     text_of,
+    tool_call,
     usage_parts,
 )
 
@@ -96,25 +107,16 @@ def chat_to_anthropic(
         "max_tokens",
     )
     out["max_tokens"] = max_tokens
+    check_fields(body, _KNOWN, _NEUTRAL, PROVIDER, drop=drop_unsupported)
     for key in body:
-        if key in _HANDLED or key in _IGNORED or key in GATEWAY_FIELDS:
-            continue
-        if key in _NEUTRAL:
-            if body[key] in _NEUTRAL[key] or drop_unsupported:
-                continue
-            raise reject(key, PROVIDER)
         if key in _PASSTHROUGH:
             out[key] = body[key]
-            continue
-        if drop_unsupported:
-            continue
-        raise reject(key, PROVIDER, "is not recognised")
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             out[key] = body[key]
     stop = body.get("stop")
     if stop is not None:
-        out["stop_sequences"] = [stop] if isinstance(stop, str) else as_list(stop, "stop")
+        out["stop_sequences"] = stop_sequences(stop)
     if body.get("stream"):
         out["stream"] = True
     user = body.get("user")
@@ -146,6 +148,7 @@ _HANDLED = frozenset(
 )
 # Anthropic-native fields a chat client may add on purpose
 _PASSTHROUGH = frozenset({"top_k", "thinking"})
+_KNOWN = _HANDLED | _IGNORED | _PASSTHROUGH
 
 
 def _chat_messages(msgs: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -169,12 +172,8 @@ def _chat_messages(msgs: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str
             raise reject(f"{where}.role 'function'", PROVIDER, "(deprecated) is not supported")
         else:
             raise InvalidRequest(f"'{where}.role' must be system, user, assistant or tool")
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        if blocks:
+            add_turn(out, role, "content", blocks)
     for m in out:
         c = m["content"]
         if len(c) == 1 and c[0].keys() == {"type", "text"}:
@@ -243,20 +242,8 @@ def _assistant_blocks(m: dict[str, Any], where: str) -> list[dict[str, Any]]:
             blocks.extend(_text_blocks([part], f"{where}.content"))
     elif content:
         blocks.extend(_text_blocks(content, f"{where}.content"))
-    for j, call in enumerate(as_list(m.get("tool_calls") or [], f"{where}.tool_calls")):
-        cw = f"{where}.tool_calls[{j}]"
-        call = as_dict(call, cw)
-        fn = as_dict(call.get("function"), f"{cw}.function")
-        expect(isinstance(call.get("id"), str), f"'{cw}.id' is required", cw)
-        expect(isinstance(fn.get("name"), str), f"'{cw}.function.name' is required", cw)
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call["id"],
-                "name": fn["name"],
-                "input": parse_arguments(fn.get("arguments"), f"{cw}.function.arguments"),
-            }
-        )
+    for call_id, name, args in assistant_calls(m, where, require_id=True):
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": args})
     return blocks
 
 
@@ -271,12 +258,7 @@ def _tool_result(m: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _tool(raw: Any, i: int) -> dict[str, Any]:
-    where = f"tools[{i}]"
-    t = as_dict(raw, where)
-    if t.get("type") != "function":
-        raise reject(f"{where}.type '{t.get('type')}'", PROVIDER)
-    fn = as_dict(t.get("function"), f"{where}.function")
-    expect(isinstance(fn.get("name"), str), f"'{where}.function.name' is required", where)
+    t, fn = function_tool(raw, i, PROVIDER)
     tool: dict[str, Any] = {
         "name": fn["name"],
         "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
@@ -298,12 +280,10 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         out = {"type": "any"}
     elif choice == "none":
         return {"type": "none"}
-    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
-        out = {"type": "tool", "name": choice["function"]["name"]}
+    elif (name := named_function(choice)) is not None:
+        out = {"type": "tool", "name": name}
     else:
-        raise InvalidRequest(
-            "'tool_choice' is not a valid tool choice", extra={"param": "tool_choice"}
-        )
+        raise bad_tool_choice()
     if out is not None and parallel is False:
         out["disable_parallel_tool_use"] = True
     return out
@@ -334,30 +314,17 @@ def anthropic_to_chat(
         elif kind == "thinking":
             reasoning.append(block.get("thinking", ""))
         elif kind == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": dump_arguments(block.get("input")),
-                    },
-                }
-            )
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
-    if reasoning:
-        message["reasoning"] = "".join(reasoning)
-    if calls:
-        message["tool_calls"] = calls
+            args = dump_arguments(block.get("input"))
+            calls.append(tool_call(block.get("id"), block.get("name"), args))
+    message = assistant_message(text, reasoning, calls)
     finish = STOP_TO_CHAT.get(resp.get("stop_reason") or "end_turn", "stop")
-    return {
-        "id": resp.get("id"),
-        "object": "chat.completion",
-        "created": created,
-        "model": model or resp.get("model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": anthropic_usage(resp.get("usage")),
-    }
+    return completion(
+        resp.get("id"),
+        model or resp.get("model"),
+        created,
+        [chat_choice(0, message, finish)],
+        anthropic_usage(resp.get("usage")),
+    )
 
 
 # -- inbound: Messages request -> chat request ---------------------------------------------------
@@ -395,15 +362,14 @@ def messages_to_chat(body: dict[str, Any], *, drop_unsupported: bool = False) ->
     expect(
         isinstance(body.get("model"), str) and bool(body["model"]), "'model' is required", "model"
     )
-    for key in body:
-        if key in _MESSAGES_HANDLED or key in GATEWAY_FIELDS:
-            continue
-        if key in _MESSAGES_NEUTRAL:
-            if body[key] in _MESSAGES_NEUTRAL[key] or drop_unsupported:
-                continue
-            raise reject(key, "this gateway's", "is not supported for Messages requests")
-        if not drop_unsupported:
-            raise reject(key, "this gateway's", "is not recognised for Messages requests")
+    check_fields(
+        body,
+        _MESSAGES_HANDLED,
+        _MESSAGES_NEUTRAL,
+        "this gateway's",
+        drop=drop_unsupported,
+        why=" for Messages requests",
+    )
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
@@ -502,16 +468,7 @@ def _anthropic_message(m: dict[str, Any], where: str) -> list[dict[str, Any]]:
         elif kind == "tool_use" and role == "assistant":
             expect(isinstance(block.get("id"), str), f"'{bw}.id' is required", bw)
             expect(isinstance(block.get("name"), str), f"'{bw}.name' is required", bw)
-            calls.append(
-                {
-                    "id": block["id"],
-                    "type": "function",
-                    "function": {
-                        "name": block["name"],
-                        "arguments": dump_arguments(block.get("input")),
-                    },
-                }
-            )
+            calls.append(tool_call(block["id"], block["name"], dump_arguments(block.get("input"))))
         elif kind in ("thinking", "redacted_thinking") and role == "assistant":
             continue
         else:

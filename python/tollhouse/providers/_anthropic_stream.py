@@ -19,7 +19,7 @@ from tollhouse.providers._anthropic_format import (
     anthropic_usage,
     messages_usage,
 )
-from tollhouse.providers._chat_shape import chunk, usage_chunk, usage_parts
+from tollhouse.providers._chat_shape import chunk, tool_call, usage_chunk, usage_parts
 
 
 class AnthropicToChat:
@@ -64,12 +64,7 @@ class AnthropicToChat:
                 idx = self._tool_index
                 self._tool_index += 1
                 self._blocks[data.get("index", 0)] = idx
-                call = {
-                    "index": idx,
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""},
-                }
+                call = {"index": idx, **tool_call(block.get("id"), block.get("name"), "")}
                 return [self._chunk({"tool_calls": [call]})]
             if block.get("type") == "text" and block.get("text"):
                 return [self._chunk({"content": block["text"]})]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Container, Mapping
 from typing import Any
 
 import orjson
@@ -28,6 +29,28 @@ def reject(param: str, provider: str, why: str = "is not supported") -> InvalidR
         f"parameter '{param}' {why} by {provider} models; remove it from the request",
         extra={"param": param},
     )
+
+
+def check_fields(
+    body: dict[str, Any],
+    known: Container[str],
+    neutral: Mapping[str, tuple[Any, ...]],
+    who: str,
+    *,
+    drop: bool,
+    why: str = "",
+) -> None:
+    """Each request field is one the translator handles (``known``, or a gateway field),
+    holds its neutral value, or is dropped (``drop_unsupported``); any other is a 400
+    naming it (``why`` ends the reason)."""
+    for key in body:
+        if key in known or key in GATEWAY_FIELDS:
+            continue
+        if key in neutral and body[key] in neutral[key]:
+            continue
+        if not drop:
+            reason = "is not supported" if key in neutral else "is not recognised"
+            raise reject(key, who, reason + why)
 
 
 def expect(cond: bool, message: str, param: str | None = None) -> None:
@@ -112,6 +135,96 @@ def parse_arguments(arguments: Any, param: str) -> Any:
 
 def dump_arguments(args: Any) -> str:
     return orjson.dumps(args if args is not None else {}).decode()
+
+
+def function_tool(raw: Any, i: int, provider: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``tools[i]`` of a chat request as (the tool, its function); only function tools with
+    a name reach a translator."""
+    where = f"tools[{i}]"
+    t = as_dict(raw, where)
+    if t.get("type") != "function":
+        raise reject(f"{where}.type '{t.get('type')}'", provider)
+    fn = as_dict(t.get("function"), f"{where}.function")
+    expect(isinstance(fn.get("name"), str), f"'{where}.function.name' is required", where)
+    return t, fn
+
+
+def named_function(choice: Any) -> str | None:
+    """The function a chat ``tool_choice`` object names, or None."""
+    if isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        return str(choice["function"]["name"])
+    return None
+
+
+def bad_tool_choice() -> InvalidRequest:
+    return InvalidRequest(
+        "'tool_choice' is not a valid tool choice", extra={"param": "tool_choice"}
+    )
+
+
+def assistant_calls(
+    m: dict[str, Any], where: str, *, require_id: bool = False
+) -> list[tuple[Any, str, Any]]:
+    """(id, function name, parsed arguments) of an assistant message's ``tool_calls``."""
+    out: list[tuple[Any, str, Any]] = []
+    for j, raw in enumerate(as_list(m.get("tool_calls") or [], f"{where}.tool_calls")):
+        cw = f"{where}.tool_calls[{j}]"
+        call = as_dict(raw, cw)
+        fn = as_dict(call.get("function"), f"{cw}.function")
+        if require_id:
+            expect(isinstance(call.get("id"), str), f"'{cw}.id' is required", cw)
+        expect(isinstance(fn.get("name"), str), f"'{cw}.function.name' is required", cw)
+        args = parse_arguments(fn.get("arguments"), f"{cw}.function.arguments")
+        out.append((call.get("id"), fn["name"], args))
+    return out
+
+
+def stop_sequences(stop: Any) -> list[Any]:
+    """A chat ``stop`` (a string or an array of them) as a list."""
+    return [stop] if isinstance(stop, str) else as_list(stop, "stop")
+
+
+def add_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
+    """Append a turn, merged into the previous one when the role repeats (Anthropic and
+    Gemini want user and assistant turns to alternate)."""
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
+
+
+def tool_call(id_: Any, name: Any, arguments: str) -> dict[str, Any]:
+    """One entry of a chat message's ``tool_calls``."""
+    return {"id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def assistant_message(
+    text: list[str], reasoning: list[str], calls: list[dict[str, Any]]
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
+    if reasoning:
+        message["reasoning"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def completion(
+    id_: Any, model: Any, created: int, choices: list[dict[str, Any]], usage: dict[str, Any]
+) -> dict[str, Any]:
+    """A chat completion; ``choices`` built by ``chat_choice``."""
+    return {
+        "id": id_,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+def chat_choice(index: Any, message: dict[str, Any], finish: str) -> dict[str, Any]:
+    return {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
 
 
 def chat_usage(

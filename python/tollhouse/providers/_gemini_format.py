@@ -14,17 +14,26 @@ from typing import Any
 
 from tollhouse.errors import InvalidRequest
 from tollhouse.providers._chat_shape import (
-    GATEWAY_FIELDS,
+    add_turn,
     as_dict,
     as_list,
+    assistant_calls,
+    assistant_message,
+    bad_tool_choice,
+    chat_choice,
     chat_usage,
+    check_fields,
+    completion,
     dump_arguments,
     expect,
-    parse_arguments,
+    function_tool,
+    named_function,
     part_url,
     reject,
     split_data_url,
+    stop_sequences,
     text_of,
+    tool_call,
 )
 
 PROVIDER = "gemini"
@@ -79,19 +88,12 @@ _HANDLED = frozenset(
         *_CONFIG,
     }
 )
+_KNOWN = _HANDLED | _IGNORED
 
 
 def chat_to_gemini(body: dict[str, Any], *, drop_unsupported: bool = False) -> dict[str, Any]:
     """A ``generateContent`` body (the model goes in the URL) from an OpenAI chat request."""
-    for key in body:
-        if key in _HANDLED or key in _IGNORED or key in GATEWAY_FIELDS:
-            continue
-        if key in _NEUTRAL and body[key] in _NEUTRAL[key]:
-            continue
-        if not drop_unsupported:
-            raise reject(
-                key, PROVIDER, "is not supported" if key in _NEUTRAL else "is not recognised"
-            )
+    check_fields(body, _KNOWN, _NEUTRAL, PROVIDER, drop=drop_unsupported)
     system, contents = _contents(as_list(body.get("messages"), "messages"))
     out: dict[str, Any] = {"contents": contents}
     if system:
@@ -105,7 +107,7 @@ def chat_to_gemini(body: dict[str, Any], *, drop_unsupported: bool = False) -> d
         config["maxOutputTokens"] = max_tokens
     stop = body.get("stop")
     if stop is not None:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else as_list(stop, "stop")
+        config["stopSequences"] = stop_sequences(stop)
     fmt = body.get("response_format")
     if fmt is not None:
         fmt = as_dict(fmt, "response_format")
@@ -153,12 +155,8 @@ def _contents(msgs: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
             grole, parts = "user", [{"functionResponse": {"name": name, "response": result}}]
         else:
             raise InvalidRequest(f"'{where}.role' must be system, user, assistant or tool")
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == grole:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": grole, "parts": parts})
+        if parts:
+            add_turn(contents, grole, "parts", parts)
     expect(
         bool(contents), "'messages' must hold at least one user or assistant message", "messages"
     )
@@ -214,20 +212,10 @@ def _model_parts(m: dict[str, Any], where: str, names: dict[str, str]) -> list[d
         )
     if content:
         parts.append({"text": text_of(content, f"{where}.content")})
-    for j, raw in enumerate(as_list(m.get("tool_calls") or [], f"{where}.tool_calls")):
-        cw = f"{where}.tool_calls[{j}]"
-        call = as_dict(raw, cw)
-        fn = as_dict(call.get("function"), f"{cw}.function")
-        expect(isinstance(fn.get("name"), str), f"'{cw}.function.name' is required", cw)
-        call_id = call.get("id")
+    for call_id, name, args in assistant_calls(m, where):
         if isinstance(call_id, str):
-            names[call_id] = fn["name"]
-        part: dict[str, Any] = {
-            "functionCall": {
-                "name": fn["name"],
-                "args": parse_arguments(fn.get("arguments"), f"{cw}.function.arguments"),
-            }
-        }
+            names[call_id] = name
+        part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         if isinstance(call_id, str) and SIG_SEP in call_id:
             part["thoughtSignature"] = call_id.split(SIG_SEP, 1)[1]
         parts.append(part)
@@ -235,12 +223,7 @@ def _model_parts(m: dict[str, Any], where: str, names: dict[str, str]) -> list[d
 
 
 def _declaration(raw: Any, i: int) -> dict[str, Any]:
-    where = f"tools[{i}]"
-    t = as_dict(raw, where)
-    if t.get("type") != "function":
-        raise reject(f"{where}.type '{t.get('type')}'", PROVIDER)
-    fn = as_dict(t.get("function"), f"{where}.function")
-    expect(isinstance(fn.get("name"), str), f"'{where}.function.name' is required", where)
+    _, fn = function_tool(raw, i, PROVIDER)
     decl: dict[str, Any] = {"name": fn["name"]}
     if fn.get("description"):
         decl["description"] = fn["description"]
@@ -256,9 +239,10 @@ def _calling_config(choice: Any) -> dict[str, Any]:
         return {"mode": "NONE"}
     if choice == "required":
         return {"mode": "ANY"}
-    if isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
-        return {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
-    raise InvalidRequest("'tool_choice' is not a valid tool choice", extra={"param": "tool_choice"})
+    name = named_function(choice)
+    if name is None:
+        raise bad_tool_choice()
+    return {"mode": "ANY", "allowedFunctionNames": [name]}
 
 
 # -- response -> chat completion --------------------------------------------------------------
@@ -287,25 +271,18 @@ def candidate_message(cand: dict[str, Any], response_id: str) -> tuple[dict[str,
     calls: list[dict[str, Any]] = []
     for part in (cand.get("content") or {}).get("parts") or []:
         if "functionCall" in part:
-            fc = part["functionCall"] or {}
-            calls.append(
-                {
-                    "id": call_id(response_id, len(calls), fc, part),
-                    "type": "function",
-                    "function": {
-                        "name": fc.get("name"),
-                        "arguments": dump_arguments(fc.get("args")),
-                    },
-                }
-            )
+            calls.append(function_call(response_id, len(calls), part))
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") else text).append(part["text"])
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
-    if thoughts:
-        message["reasoning"] = "".join(thoughts)
-    if calls:
-        message["tool_calls"] = calls
+    message = assistant_message(text, thoughts, calls)
     return message, finish_reason(cand.get("finishReason"), bool(calls))
+
+
+def function_call(response_id: str, n: int, part: dict[str, Any]) -> dict[str, Any]:
+    """The chat tool call of a ``functionCall`` part (the ``n``-th of the answer)."""
+    fc = part["functionCall"] or {}
+    args = dump_arguments(fc.get("args"))
+    return tool_call(call_id(response_id, n, fc, part), fc.get("name"), args)
 
 
 def finish_reason(reason: Any, has_calls: bool) -> str:
@@ -319,28 +296,14 @@ def gemini_to_chat(resp: dict[str, Any], *, model: str, created: int) -> dict[st
     choices = []
     for i, cand in enumerate(resp.get("candidates") or []):
         message, finish = candidate_message(cand, rid)
-        choices.append(
-            {
-                "index": cand.get("index", i),
-                "message": message,
-                "finish_reason": finish,
-                "logprobs": None,
-            }
-        )
+        choices.append(chat_choice(cand.get("index", i), message, finish))
     if not choices:  # the prompt itself was blocked
-        choices.append(
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": None},
-                "finish_reason": "content_filter",
-                "logprobs": None,
-            }
-        )
-    return {
-        "id": f"chatcmpl-{rid}" if rid else f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": choices,
-        "usage": gemini_usage(resp.get("usageMetadata")),
-    }
+        blocked = {"role": "assistant", "content": None}
+        choices.append(chat_choice(0, blocked, "content_filter"))
+    return completion(
+        f"chatcmpl-{rid}" if rid else f"chatcmpl-{uuid.uuid4().hex}",
+        model,
+        created,
+        choices,
+        gemini_usage(resp.get("usageMetadata")),
+    )

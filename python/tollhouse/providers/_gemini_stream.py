@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from tollhouse.errors import ProviderError
-from tollhouse.providers._chat_shape import dump_arguments, usage_chunk
-from tollhouse.providers._gemini_format import call_id, finish_reason, gemini_usage
+from tollhouse.providers._chat_shape import usage_chunk
+from tollhouse.providers._gemini_format import finish_reason, function_call, gemini_usage
 
 
 class GeminiToChat:
@@ -57,20 +57,9 @@ class GeminiToChat:
             calls: list[dict[str, Any]] = []
             for part in (cand.get("content") or {}).get("parts") or []:
                 if "functionCall" in part:
-                    fc = part["functionCall"] or {}
                     n = self._calls.get(idx, 0)
                     self._calls[idx] = n + 1
-                    calls.append(
-                        {
-                            "index": n,
-                            "id": call_id(rid, n, fc, part),
-                            "type": "function",
-                            "function": {
-                                "name": fc.get("name"),
-                                "arguments": dump_arguments(fc.get("args")),
-                            },
-                        }
-                    )
+                    calls.append({"index": n, **function_call(rid, n, part)})
                 elif isinstance(part.get("text"), str):
                     (thoughts if part.get("thought") else text).append(part["text"])
             if text:

@@ -16,9 +16,11 @@ from tollhouse.providers._chat_shape import (
     GATEWAY_FIELDS,
     as_dict,
     as_list,
+    check_fields,
     expect,
     reject,
     text_of,
+    tool_call,
     usage_parts,
 )
 
@@ -61,20 +63,21 @@ _HANDLED = frozenset(
         "safety_identifier",
     }
 )
+_KNOWN = _HANDLED | _IGNORED
 
 
 def responses_to_chat(body: dict[str, Any], *, drop_unsupported: bool = False) -> dict[str, Any]:
     """A chat request from a Responses request (for providers without a Responses API)."""
     model = body.get("model")
     expect(isinstance(model, str) and bool(model), "'model' is required", "model")
-    for key in body:
-        if key in _HANDLED or key in _IGNORED or key in GATEWAY_FIELDS:
-            continue
-        if key in _NEUTRAL and body[key] in _NEUTRAL[key]:
-            continue
-        if not drop_unsupported:
-            why = "is not supported" if key in _NEUTRAL else "is not recognised"
-            raise reject(key, WHO, f"{why} for Responses requests on this model")
+    check_fields(
+        body,
+        _KNOWN,
+        _NEUTRAL,
+        WHO,
+        drop=drop_unsupported,
+        why=" for Responses requests on this model",
+    )
     messages: list[dict[str, Any]] = []
     if body.get("instructions"):
         messages.append(
@@ -153,14 +156,7 @@ def _item(item: dict[str, Any], where: str, messages: list[dict[str, Any]]) -> N
         for key in ("call_id", "name"):
             expect(isinstance(item.get(key), str), f"'{where}.{key}' is required", where)
         args = item.get("arguments")
-        call = {
-            "id": item["call_id"],
-            "type": "function",
-            "function": {
-                "name": item["name"],
-                "arguments": args if isinstance(args, str) else "{}",
-            },
-        }
+        call = tool_call(item["call_id"], item["name"], args if isinstance(args, str) else "{}")
         last = messages[-1] if messages else None
         if last is not None and last["role"] == "assistant":
             last.setdefault("tool_calls", []).append(call)
