@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from tests.routing._flaky import Flaky, dead_url, gateway, provider
+from tests.routing._flaky import Flaky, Gate, dead_url, gateway, provider
 from tests.support.receiver import Receiver
 
 CHAT: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
@@ -21,6 +21,17 @@ CHAT: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content"
 def ups() -> Iterator[tuple[Flaky, Flaky, Flaky]]:
     with Flaky() as a, Flaky() as b, Flaky() as c:
         yield a, b, c
+
+
+Two = tuple[Flaky, Flaky, Gate]
+
+
+@pytest.fixture
+async def two(tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]) -> AsyncIterator[Two]:
+    """Upstreams ``a`` and ``b`` and a gateway over ``two_deployments(a, b)``."""
+    a, b, _ = ups
+    async with gateway(tmp_path, two_deployments(a, b)) as g:
+        yield a, b, g
 
 
 def two_deployments(a: Flaky, b: Flaky, **extra: Any) -> dict[str, Any]:
@@ -44,83 +55,67 @@ def reply(body: bytes) -> Any:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-async def test_5xx_is_retried_on_the_same_deployment(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky], status: int
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.script(("status", status))
-        code, headers, body = await g.chat(CHAT)
-        assert code == 200, body
-        assert headers["x-gate-provider"] == "a" and headers["x-gate-attempts"] == "2"
-        assert len(a.requests) == 2 and b.requests == []
-        assert a.requests[-1].json["model"] == "m-a"
+async def test_5xx_is_retried_on_the_same_deployment(two: Two, status: int) -> None:
+    a, b, g = two
+    a.script(("status", status))
+    code, headers, body = await g.chat(CHAT)
+    assert code == 200, body
+    assert headers["x-gate-provider"] == "a" and headers["x-gate-attempts"] == "2"
+    assert len(a.requests) == 2 and b.requests == []
+    assert a.requests[-1].json["model"] == "m-a"
 
 
-async def test_retries_exhausted_fall_over_to_the_next_deployment(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.script(("status", 503), ("status", 502), ("status", 500))
-        code, headers, body = await g.chat(CHAT)
-        assert code == 200, body
-        assert headers["x-gate-provider"] == "b" and headers["x-gate-attempts"] == "4"
-        assert len(a.requests) == 3 and len(b.requests) == 1
-        assert b.requests[0].json["model"] == "m-b"
-        row = await g.generation(headers["x-gate-request-id"])
-        assert row.provider == "b" and row.upstream_model == "m-b" and row.status == 200
+async def test_retries_exhausted_fall_over_to_the_next_deployment(two: Two) -> None:
+    a, b, g = two
+    a.script(("status", 503), ("status", 502), ("status", 500))
+    code, headers, body = await g.chat(CHAT)
+    assert code == 200, body
+    assert headers["x-gate-provider"] == "b" and headers["x-gate-attempts"] == "4"
+    assert len(a.requests) == 3 and len(b.requests) == 1
+    assert b.requests[0].json["model"] == "m-b"
+    row = await g.generation(headers["x-gate-request-id"])
+    assert row.provider == "b" and row.upstream_model == "m-b" and row.status == 200
 
 
-async def test_429_waits_for_retry_after(tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.script(("status", 429, {"Retry-After": "1"}))
-        started = time.monotonic()
-        code, headers, _ = await g.chat(CHAT)
-        waited = time.monotonic() - started
-        assert code == 200 and headers["x-gate-provider"] == "a"
-        assert headers["x-gate-attempts"] == "2"
-        assert 0.95 <= waited < 3.0
-        assert b.requests == []
+async def test_429_waits_for_retry_after(two: Two) -> None:
+    a, b, g = two
+    a.script(("status", 429, {"Retry-After": "1"}))
+    started = time.monotonic()
+    code, headers, _ = await g.chat(CHAT)
+    waited = time.monotonic() - started
+    assert code == 200 and headers["x-gate-provider"] == "a"
+    assert headers["x-gate-attempts"] == "2"
+    assert 0.95 <= waited < 3.0
+    assert b.requests == []
 
 
-async def test_429_with_a_long_retry_after_moves_on_at_once(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.script(("status", 429, {"Retry-After": "120"}))
-        started = time.monotonic()
-        code, headers, _ = await g.chat(CHAT)
-        assert time.monotonic() - started < 1.0
-        assert code == 200 and headers["x-gate-provider"] == "b"
-        assert len(a.requests) == 1
+async def test_429_with_a_long_retry_after_moves_on_at_once(two: Two) -> None:
+    a, b, g = two
+    a.script(("status", 429, {"Retry-After": "120"}))
+    started = time.monotonic()
+    code, headers, _ = await g.chat(CHAT)
+    assert time.monotonic() - started < 1.0
+    assert code == 200 and headers["x-gate-provider"] == "b"
+    assert len(a.requests) == 1
 
 
-async def test_429_everywhere_passes_the_last_answer_back(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.always = b.always = ("status", 429, {"Retry-After": "0"})
-        code, headers, body = await g.chat(CHAT)
-        assert code == 429 and reply(body)["error"]["message"] == "upstream 429"
-        assert headers["retry-after"] == "0"
-        assert headers["x-gate-attempts"] == "6"  # 3 tries on each deployment
+async def test_429_everywhere_passes_the_last_answer_back(two: Two) -> None:
+    a, b, g = two
+    a.always = b.always = ("status", 429, {"Retry-After": "0"})
+    code, headers, body = await g.chat(CHAT)
+    assert code == 429 and reply(body)["error"]["message"] == "upstream 429"
+    assert headers["retry-after"] == "0"
+    assert headers["x-gate-attempts"] == "6"  # 3 tries on each deployment
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 422])
-async def test_client_errors_are_final(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky], status: int
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.script(("status", status))
-        code, headers, body = await g.chat(CHAT)
-        assert code == status and reply(body)["error"]["message"] == f"upstream {status}"
-        assert headers["x-gate-attempts"] == "1"
-        assert len(a.requests) == 1 and b.requests == []
+async def test_client_errors_are_final(two: Two, status: int) -> None:
+    a, b, g = two
+    a.script(("status", status))
+    code, headers, body = await g.chat(CHAT)
+    assert code == status and reply(body)["error"]["message"] == f"upstream {status}"
+    assert headers["x-gate-attempts"] == "1"
+    assert len(a.requests) == 1 and b.requests == []
 
 
 async def test_connection_refused_and_no_headers_fall_over(
@@ -155,50 +150,41 @@ async def test_connection_refused_and_no_headers_fall_over(
         assert health["b/m"]["throughput_tps"] > 0  # completion tokens/s of the answer
 
 
-async def test_dropped_connection_is_retried(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.script(("drop",))
-        code, headers, _ = await g.chat(CHAT)
-        assert code == 200 and headers["x-gate-provider"] == "a"
-        assert headers["x-gate-attempts"] == "2"
+async def test_dropped_connection_is_retried(two: Two) -> None:
+    a, b, g = two
+    a.script(("drop",))
+    code, headers, _ = await g.chat(CHAT)
+    assert code == 200 and headers["x-gate-provider"] == "a"
+    assert headers["x-gate-attempts"] == "2"
 
 
-async def test_stream_fails_over_before_its_first_byte(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.always = ("status", 503)
-        code, headers, body = await g.chat({**CHAT, "stream": True})
-        assert code == 200 and headers["x-gate-provider"] == "b"
-        assert headers["x-gate-attempts"] == "4"
-        events = [e for e in body.decode().split("\n\n") if e]
-        assert events[-1] == "data: [DONE]"
-        assert all(r.json["stream_options"]["include_usage"] for r in b.requests)
-        row = await g.generation(headers["x-gate-request-id"])
-        assert row.provider == "b" and row.streamed and row.completion_tokens > 0
+async def test_stream_fails_over_before_its_first_byte(two: Two) -> None:
+    a, b, g = two
+    a.always = ("status", 503)
+    code, headers, body = await g.chat({**CHAT, "stream": True})
+    assert code == 200 and headers["x-gate-provider"] == "b"
+    assert headers["x-gate-attempts"] == "4"
+    events = [e for e in body.decode().split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    assert all(r.json["stream_options"]["include_usage"] for r in b.requests)
+    row = await g.generation(headers["x-gate-request-id"])
+    assert row.provider == "b" and row.streamed and row.completion_tokens > 0
 
 
-async def test_stream_cut_after_the_first_byte_is_an_sse_error_not_a_failover(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.cut_after = 3
-        body = {**CHAT, "stream": True, "mock": {"reply": "one two three four five six"}}
-        code, headers, out = await g.chat(body)
-        assert code == 200 and headers["x-gate-provider"] == "a"
-        events = [e for e in out.decode().split("\n\n") if e]
-        assert len(events) == 4
-        assert reply(events[-1][len("data: ") :].encode())["error"]["code"] == "provider_error"
-        assert b.requests == [] and len(a.requests) == 1
-        row = await g.generation(headers["x-gate-request-id"])
-        assert row.status == 502 and row.provider == "a"
-        assert row.completion_tokens > 0  # what was relayed is recorded
-        assert g.gw.router.board.get("a/m-a").failures_total == 1
+async def test_stream_cut_after_the_first_byte_is_an_sse_error_not_a_failover(two: Two) -> None:
+    a, b, g = two
+    a.cut_after = 3
+    body = {**CHAT, "stream": True, "mock": {"reply": "one two three four five six"}}
+    code, headers, out = await g.chat(body)
+    assert code == 200 and headers["x-gate-provider"] == "a"
+    events = [e for e in out.decode().split("\n\n") if e]
+    assert len(events) == 4
+    assert reply(events[-1][len("data: ") :].encode())["error"]["code"] == "provider_error"
+    assert b.requests == [] and len(a.requests) == 1
+    row = await g.generation(headers["x-gate-request-id"])
+    assert row.status == 502 and row.provider == "a"
+    assert row.completion_tokens > 0  # what was relayed is recorded
+    assert g.gw.router.board.get("a/m-a").failures_total == 1
 
 
 async def test_breaker_opens_fast_fails_probes_and_closes(
@@ -341,18 +327,13 @@ async def test_preferences_steer_the_deployment(
         assert code == 400 and reply(out)["error"]["code"] == "invalid_request"
 
 
-async def test_embeddings_retry_and_fall_over(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.always = ("status", 502)
-        code, headers, out = await g.chat(
-            {"model": "chat", "input": "hello"}, path="/v1/embeddings"
-        )
-        assert code == 200, out
-        assert headers["x-gate-provider"] == "b" and headers["x-gate-attempts"] == "4"
-        assert reply(out)["data"]
+async def test_embeddings_retry_and_fall_over(two: Two) -> None:
+    a, b, g = two
+    a.always = ("status", 502)
+    code, headers, out = await g.chat({"model": "chat", "input": "hello"}, path="/v1/embeddings")
+    assert code == 200, out
+    assert headers["x-gate-provider"] == "b" and headers["x-gate-attempts"] == "4"
+    assert reply(out)["data"]
 
 
 async def test_failover_policy_switches_on_latency_fires_event_and_recovers(
@@ -402,27 +383,24 @@ async def test_failover_policy_switches_on_latency_fires_event_and_recovers(
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_messages_and_responses_fall_over_too(
-    tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky], stream: bool
-) -> None:
-    a, b, _ = ups
-    async with gateway(tmp_path, two_deployments(a, b)) as g:
-        a.always = ("status", 503)
-        messages = {
-            "model": "chat",
-            "max_tokens": 64,
-            "stream": stream,
-            "messages": [{"role": "user", "content": "hello"}],
-        }
-        code, headers, out = await g.chat(messages, path="/v1/messages")
-        assert code == 200, out
-        assert headers["x-gate-provider"] == "b" and headers["x-gate-attempts"] == "4"
-        if stream:
-            assert b"event: message_stop" in out
-        else:
-            assert reply(out)["type"] == "message"
-        assert all("models" not in r.json and r.json["model"] == "m-b" for r in b.requests)
-        body = {"model": "chat", "input": "hello", "stream": stream, "models": ["chat"]}
-        code, headers, out = await g.chat(body, path="/v1/responses")
-        assert code == 200, out
-        assert headers["x-gate-provider"] == "b"
+async def test_messages_and_responses_fall_over_too(two: Two, stream: bool) -> None:
+    a, b, g = two
+    a.always = ("status", 503)
+    messages = {
+        "model": "chat",
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    code, headers, out = await g.chat(messages, path="/v1/messages")
+    assert code == 200, out
+    assert headers["x-gate-provider"] == "b" and headers["x-gate-attempts"] == "4"
+    if stream:
+        assert b"event: message_stop" in out
+    else:
+        assert reply(out)["type"] == "message"
+    assert all("models" not in r.json and r.json["model"] == "m-b" for r in b.requests)
+    body = {"model": "chat", "input": "hello", "stream": stream, "models": ["chat"]}
+    code, headers, out = await g.chat(body, path="/v1/responses")
+    assert code == 200, out
+    assert headers["x-gate-provider"] == "b"
