@@ -102,9 +102,30 @@ async def add_target(c: httpx.AsyncClient, admin: dict[str, str], body: dict[str
     return rid
 
 
+async def answer_schema(c: httpx.AsyncClient, path: str) -> dict[str, Any]:
+    """The ``data`` schema ``/openapi.json`` declares for ``POST path``'s 200 answer."""
+    doc = (await c.get("/openapi.json")).json()
+    ok = doc["paths"][path]["post"]["responses"]["200"]
+    data: dict[str, Any] = ok["content"]["application/json"]["schema"]["properties"]["data"]
+    return data
+
+
+def holds(answer: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Every declared field is in the answer and nothing else; each value of its type."""
+    assert set(answer) == set(schema["properties"]) == set(schema["required"]), answer
+    kinds = {"string": str, "boolean": bool, "integer": int, "null": type(None)}
+    for name, value in answer.items():
+        declared = schema["properties"][name]["type"]
+        allowed = [declared] if isinstance(declared, str) else declared
+        assert any(type(value) is kinds[k] for k in allowed), (name, value, declared)
+
+
 async def test_verify_and_rule_test(
     eclient: httpx.AsyncClient, admin: dict[str, str], receiver: Receiver, smtp: SmtpReceiver
 ) -> None:
+    verified = await answer_schema(eclient, "/v1/workspaces/{id}/deliveries/{rid}/verify")
+    tested = await answer_schema(eclient, "/v1/workspaces/{id}/alert-rules/{rid}/test")
+    assert tested["properties"]["results"]["items"] == verified
     hook = await add_target(
         eclient,
         admin,
@@ -128,9 +149,21 @@ async def test_verify_and_rule_test(
             "config": {"to": ["a@b.io"], "smtp_host": "127.0.0.1", "smtp_port": smtp.port},
         },
     )
+    gone = await add_target(
+        eclient, admin, {"name": "gone", "type": "webhook", "config": {"url": receiver.url}}
+    )
     r = await eclient.post(f"/v1/workspaces/default/deliveries/{hook}/verify", headers=admin)
     assert r.status_code == 200
-    assert r.json()["data"]["delivered"] is True and r.json()["data"]["status"] == 200
+    assert r.json()["data"] == {
+        "target": hook,
+        "type": "webhook",
+        "delivered": True,
+        "retryable": False,
+        "status": 200,
+        "detail": "",
+        "event_id": r.json()["data"]["event_id"],
+    }
+    holds(r.json()["data"], verified)
     path, headers, body = receiver.seen[-1]
     assert path == "/hook"
     payload = orjson.loads(body)
@@ -143,18 +176,35 @@ async def test_verify_and_rule_test(
         json={
             "name": "High Latency",
             "condition": {"metric": "latency", "threshold_ms": 3000},
-            "delivery_targets": [hook, slack, mail],
+            "delivery_targets": [hook, slack, mail, gone],
             "severity": "high",
         },
         headers=admin,
     )
     rid = rule.json()["data"]["id"]
+    deleted = await eclient.delete(f"/v1/workspaces/default/deliveries/{gone}", headers=admin)
+    assert deleted.status_code == 200
     receiver.seen.clear()
     r = await eclient.post(f"/v1/workspaces/default/alert-rules/{rid}/test", headers=admin)
     assert r.status_code == 200
+    assert set(r.json()["data"]) == set(tested["required"]) == {"event_id", "results"}
+    event_id = r.json()["data"]["event_id"]
+    for result in r.json()["data"]["results"]:
+        holds(result, verified)
+        assert result["event_id"] == event_id
     results = {x["target"]: x for x in r.json()["data"]["results"]}
     assert results[hook]["delivered"] and results[slack]["delivered"]
     assert results[mail]["delivered"] is True and results[mail]["status"] == 250
+    assert results[mail]["type"] == "email" and results[slack]["type"] == "slack"
+    assert results[gone] == {  # deleted after the rule named it: reported, never retried
+        "target": gone,
+        "type": None,
+        "delivered": False,
+        "retryable": False,
+        "status": None,
+        "detail": "deleted",
+        "event_id": event_id,
+    }
     (got,) = smtp.wait(1)
     assert got.message["Subject"] == (  # what the rule sends when it fires, marked test
         "[Tollhouse] [high] Alert firing: High Latency (latency >= 3000 ms over 300 s) (test)"
@@ -168,6 +218,8 @@ async def test_verify_and_rule_test(
     receiver.status[0] = 500
     r = await eclient.post(f"/v1/workspaces/default/deliveries/{hook}/verify", headers=admin)
     assert r.json()["data"]["delivered"] is False and r.json()["data"]["status"] == 500
+    assert r.json()["data"]["retryable"] is True and r.json()["data"]["detail"] == "HTTP 500"
+    holds(r.json()["data"], verified)
 
 
 async def test_verify_guards(eclient: httpx.AsyncClient, admin: dict[str, str]) -> None:

@@ -20,10 +20,9 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control import _resources
 from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
-from tollhouse.control._delivery_send import send
+from tollhouse.control._delivery_send import RESULT, send
 from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._schema import (
-    ANY_OBJECT,
     NO_BODY,
     Schema,
     array,
@@ -40,6 +39,7 @@ from tollhouse.control._validation import Body, whole
 from tollhouse.control.deliveries import SEVERITIES
 from tollhouse.errors import NotFound
 from tollhouse.events.evaluator import rule_test_event
+from tollhouse.events.targets import not_sent
 from tollhouse.store import SqlStore
 
 METRICS = ("latency", "error_rate", "cost", "tokens", "requests", "budget")
@@ -155,7 +155,9 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     @spec(
         "send a test alert to each of the rule's targets now (member)",
         body=NO_BODY,
-        response=envelope(obj({"event_id": {"type": "string"}, "results": array(ANY_OBJECT)})),
+        response=envelope(
+            obj({"event_id": {"type": "string"}, "results": array(RESULT)}, ["event_id", "results"])
+        ),
     )
     async def fire_test(request: Request) -> Response:
         """Send a test alert for the rule to each of its delivery targets, now."""
@@ -168,7 +170,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
             try:
                 target = await _resources.one(store, wid, "deliveries", target_id, "target")
             except NotFound:
-                results.append({"target": target_id, "delivered": False, "detail": "deleted"})
+                results.append(not_sent(target_id, event, "deleted", retryable=False))
                 continue
             results.append(await send(gw, target, event))
         return json_response({"data": {"event_id": event.id, "results": results}})

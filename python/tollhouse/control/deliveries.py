@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from tollhouse.control import _resources
 from tollhouse.control._access import require_role, sql_store
 from tollhouse.control._auth import ControlGateway
-from tollhouse.control._delivery_send import send, test_event
+from tollhouse.control._delivery_send import RESULT, send, test_event
 from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._schema import (
     NO_BODY,
@@ -161,7 +161,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     @spec(
         "send a test message to the target now (member)",
         body=NO_BODY,
-        response=envelope(obj({"delivered": {"type": "boolean"}}, ["delivered"], closed=False)),
+        response=envelope(RESULT),
     )
     async def verify(request: Request) -> Response:
         wid, rid = request.path_params["id"], request.path_params["rid"]

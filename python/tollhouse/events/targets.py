@@ -19,6 +19,8 @@ from tollhouse.events.email import SmtpTarget, send_email
 from tollhouse.events.types import Event
 
 TARGET_TYPES = ("webhook", "slack", "email")
+# What ``deliver`` answers (and ``not_sent`` for a target that was not tried).
+RESULT_FIELDS = ("target", "type", "delivered", "retryable", "status", "detail", "event_id")
 
 
 async def send_to_target(
@@ -67,5 +69,19 @@ async def deliver(
         "retryable": result.outcome == "retry",
         "status": result.status,
         "detail": result.detail,
+        "event_id": event.id,
+    }
+
+
+def not_sent(target_id: str, event: Event, detail: str, *, retryable: bool) -> dict[str, Any]:
+    """The ``deliver`` answer for a target nothing was sent to: deleted meanwhile
+    (``retryable`` false) or its sender raised."""
+    return {
+        "target": target_id,
+        "type": None,
+        "delivered": False,
+        "retryable": retryable,
+        "status": None,
+        "detail": detail,
         "event_id": event.id,
     }
