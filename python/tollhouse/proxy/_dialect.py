@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from tollhouse.errors import InvalidRequest, ProviderError, TollhouseError, UpstreamHTTPError
+from tollhouse.errors import InvalidRequest, TollhouseError, UpstreamHTTPError
 from tollhouse.gateway import Gateway
 from tollhouse.providers import Reply
 from tollhouse.providers._chat_shape import chat_usage
@@ -23,7 +23,7 @@ from tollhouse.providers._sse import SSEParser, encode_event
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route, Usage
-from tollhouse.proxy.routes import DisconnectWatch, ended, finish
+from tollhouse.proxy.routes import DisconnectWatch, ended, finish, reply_data
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
 
@@ -130,10 +130,7 @@ async def _complete(
         return await route.provider.chat(attempts.make_call(chat, None, target))
 
     reply = await attempts.run(gw, ex, targets, one)
-    assert ex.route is not None  # noqa: S101 - set by attempts.run
-    data = reply.data
-    if data is None:
-        raise ProviderError(f"provider {ex.route.provider.name!r} answered with invalid JSON")
+    data = reply_data(ex, reply)
     usage = pipeline.usage_from(data)
     if usage is None:
         usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))

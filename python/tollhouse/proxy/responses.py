@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tollhouse.errors import ProviderError, TollhouseError
+from tollhouse.errors import TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.providers import Call
 from tollhouse.providers._chat_shape import GATEWAY_FIELDS
@@ -25,6 +25,7 @@ from tollhouse.providers.openai import OpenAIProvider
 from tollhouse.proxy import asgi, pipeline
 from tollhouse.proxy._dialect import Dialect, StreamTranslator, relay_native, serve
 from tollhouse.proxy.pipeline import Exchange, Usage
+from tollhouse.proxy.routes import reply_data
 
 
 def _id(ex: Exchange) -> str:
@@ -102,9 +103,7 @@ async def _native(
         reply = await provider.forward(url, call)
     finally:
         ex.upstream_s += time.perf_counter() - t
-    if reply.data is None:
-        raise ProviderError(f"provider {provider.name!r} answered with invalid JSON")
-    usage = usage_of_response(reply.data) or pipeline.estimate_usage(ex, "")
+    usage = usage_of_response(reply_data(ex, reply)) or pipeline.estimate_usage(ex, "")
     pipeline.settle(gw, ex, usage)
     headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
     await asgi.send_bytes(send, 200, reply.body, headers)

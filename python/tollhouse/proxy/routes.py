@@ -133,9 +133,33 @@ async def finish(gw: Gateway, ex: Exchange, watch: DisconnectWatch | None) -> No
     ex.stage("settle")
 
 
-async def chat_completions(
-    gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+def reply_data(ex: Exchange, reply: Reply) -> dict[str, Any]:
+    """The parsed JSON of a 2xx upstream answer; a body that is not JSON is a 502."""
+    if reply.data is None:
+        name = ex.route.provider.name if ex.route is not None else "?"
+        raise ProviderError(f"provider {name!r} answered with invalid JSON")
+    return reply.data
+
+
+# (gw, ex, planned targets, parsed body, body bytes to send or None, send)
+Answer = Callable[
+    [Gateway, Exchange, list[Target], dict[str, Any], bytes | None, asgi.Send], Awaitable[None]
+]
+
+
+async def _serve(
+    gw: Gateway,
+    scope: asgi.Scope,
+    receive: asgi.Receive,
+    send: asgi.Send,
+    parse: Callable[[bytes], dict[str, Any]],
+    answer: Answer,
+    *,
+    output: bool,
 ) -> None:
+    """An OpenAI-format request: the stages before the upstream call (auth, body, parse,
+    resolve, security, limits, plan), then ``answer``; every end goes through ``ended``
+    and ``finish``."""
     ex = Exchange()
     headers: list[asgi.Header] = scope["headers"]
     watch: DisconnectWatch | None = None
@@ -143,25 +167,42 @@ async def chat_completions(
         ex.key = pipeline.authenticate(gw, headers)
         ex.stage("auth")
         raw = await read_body(receive, headers, gw.max_body_bytes)
-        body = ex.body = pipeline.parse_chat(raw)
+        body = ex.body = parse(raw)
         ex.route = pipeline.resolve(gw, ex.key, body["model"])
         ex.stage("parse")
         sent = await security.inbound(gw, ex, headers, raw)
         ex.stage("security")
-        await budget.admit(gw, ex, headers)
+        await budget.admit(gw, ex, headers, output=output)
         ex.stage("limits")
         targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
         ex.stage("route")
-        if body.get("stream") is True:
-            ex.stream = True
-            await _stream(gw, ex, targets, body, sent, send)
-        else:
-            await _complete(gw, ex, targets, body, sent, send)
+        await answer(gw, ex, targets, body, sent, send)
     except BaseException as exc:  # noqa: BLE001 - ended() re-raises what must propagate
         await ended(send, ex, exc, watch, _fail, gone=(ClientGone, OSError))
     finally:
         await finish(gw, ex, watch)
+
+
+async def chat_completions(
+    gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+) -> None:
+    await _serve(gw, scope, receive, send, pipeline.parse_chat, _chat, output=True)
+
+
+async def _chat(
+    gw: Gateway,
+    ex: Exchange,
+    targets: list[Target],
+    body: dict[str, Any],
+    raw: bytes | None,
+    send: asgi.Send,
+) -> None:
+    if body.get("stream") is True:
+        ex.stream = True
+        await _stream(gw, ex, targets, body, raw, send)
+    else:
+        await _complete(gw, ex, targets, body, raw, send)
 
 
 async def _complete(
@@ -177,11 +218,7 @@ async def _complete(
 
     reply = await attempts.run(gw, ex, targets, chat)
     ex.stage("upstream")
-    route = ex.route
-    assert route is not None  # noqa: S101 - set by attempts.run
-    data = reply.data
-    if data is None:
-        raise ProviderError(f"provider {route.provider.name!r} answered with invalid JSON")
+    data = reply_data(ex, reply)
     usage = pipeline.usage_from(data)
     if usage is None:
         usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
@@ -254,42 +291,27 @@ async def _stream(
 async def embeddings(
     gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
 ) -> None:
-    ex = Exchange()
-    headers: list[asgi.Header] = scope["headers"]
-    watch: DisconnectWatch | None = None
-    try:
-        ex.key = pipeline.authenticate(gw, headers)
-        ex.stage("auth")
-        raw = await read_body(receive, headers, gw.max_body_bytes)
-        body = ex.body = pipeline.parse_embeddings(raw)
-        ex.route = pipeline.resolve(gw, ex.key, body["model"])
-        ex.stage("parse")
-        sent = await security.inbound(gw, ex, headers, raw)
-        ex.stage("security")
-        await budget.admit(gw, ex, headers, output=False)
-        ex.stage("limits")
-        targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
-        watch = DisconnectWatch(receive)
-        ex.stage("route")
+    await _serve(gw, scope, receive, send, pipeline.parse_embeddings, _embed, output=False)
 
-        async def embed(route: Route, target: Target) -> Reply:
-            return await route.provider.embeddings(attempts.make_call(body, sent, target))
 
-        reply = await attempts.run(gw, ex, targets, embed)
-        ex.stage("upstream")
-        route = ex.route
-        assert route is not None  # noqa: S101 - set by attempts.run
-        if reply.data is None:
-            raise ProviderError(f"provider {route.provider.name!r} answered with invalid JSON")
-        usage = pipeline.usage_from(reply.data) or pipeline.estimate_usage(ex, "")
-        pipeline.settle(gw, ex, usage)
-        out = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
-        await asgi.send_bytes(send, 200, reply.body, out)
-        ex.stage("respond")
-    except BaseException as exc:  # noqa: BLE001 - ended() re-raises what must propagate
-        await ended(send, ex, exc, watch, _fail, gone=(ClientGone, OSError))
-    finally:
-        await finish(gw, ex, watch)
+async def _embed(
+    gw: Gateway,
+    ex: Exchange,
+    targets: list[Target],
+    body: dict[str, Any],
+    raw: bytes | None,
+    send: asgi.Send,
+) -> None:
+    async def embed(route: Route, target: Target) -> Reply:
+        return await route.provider.embeddings(attempts.make_call(body, raw, target))
+
+    reply = await attempts.run(gw, ex, targets, embed)
+    ex.stage("upstream")
+    usage = pipeline.usage_from(reply_data(ex, reply)) or pipeline.estimate_usage(ex, "")
+    pipeline.settle(gw, ex, usage)
+    out = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
+    await asgi.send_bytes(send, 200, reply.body, out)
+    ex.stage("respond")
 
 
 async def models(gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
