@@ -109,6 +109,7 @@ def exercise(
     @given(case=op.as_strategy(mode, path_parameters=fixed))
     @settings(
         max_examples=MAX_EXAMPLES,
+        deadline=None,
         suppress_health_check=list(HealthCheck),
         phases=(Phase.explicit, Phase.generate),
     )

@@ -16,6 +16,7 @@ from tollhouse.errors import InvalidRequest, TollhouseError, ValidationError
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_BODY_BYTES = 1024 * 1024
+MAX_QUERY_INT = 10**12  # ?offset= and the like: far below a 64-bit SQL integer
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -62,7 +63,7 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def query_int(request: Request, name: str, default: int, *, maximum: int | None = None) -> int:
+def query_int(request: Request, name: str, default: int, *, maximum: int = MAX_QUERY_INT) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -70,9 +71,8 @@ def query_int(request: Request, name: str, default: int, *, maximum: int | None 
         value = int(raw)
     except ValueError:
         raise InvalidRequest(f"query parameter {name!r} must be an integer") from None
-    if value < 0 or (maximum is not None and value > maximum):
-        bound = "non-negative" if maximum is None else f"between 0 and {maximum}"
-        raise InvalidRequest(f"query parameter {name!r} must be {bound}")
+    if not 0 <= value <= maximum:
+        raise InvalidRequest(f"query parameter {name!r} must be between 0 and {maximum}")
     return value
 
 

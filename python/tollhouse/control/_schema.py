@@ -25,10 +25,16 @@ ATTR = "__control_spec__"
 # -- schema builders ----------------------------------------------------------------------
 
 
+# Python's str.isspace() (what .strip() removes), for patterns: ECMA-262's \s differs
+# (it lacks \x1c-\x1f and \x85, and has \ufeff).
+SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{SPACE}]"  # a string that .strip() leaves non-empty
+
+
 def text(max_len: int = 200, *, nullable: bool = False, description: str | None = None) -> Schema:
     """A string with at least one non-space character (what ``Body.text`` accepts)."""
     out: Schema = {"type": ["string", "null"] if nullable else "string"}
-    out.update(minLength=1, maxLength=max_len, pattern=r"\S")
+    out.update(minLength=1, maxLength=max_len, pattern=NOT_BLANK)
     if description:
         out["description"] = description
     return out

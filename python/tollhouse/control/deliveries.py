@@ -18,6 +18,7 @@ from tollhouse.control._delivery_send import RESULT, send, test_event
 from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._schema import (
     NO_BODY,
+    SPACE,
     array,
     boolean,
     choice,
@@ -44,7 +45,7 @@ _EMAIL = {
     "type": "string",
     "minLength": 3,
     "maxLength": 320,
-    "pattern": r"^[^@\s\x00-\x1f\x7f\x85]*@[^@\s\x00-\x1f\x7f\x85]*$",
+    "pattern": f"^[^@{SPACE}\\x00-\\x1f\\x7f]*@[^@{SPACE}\\x00-\\x1f\\x7f]*$",
 }
 _SECRET = text(500, nullable=True)
 CONFIGS = {

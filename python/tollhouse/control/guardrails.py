@@ -14,10 +14,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._auth import ControlGateway, require_admin
-from tollhouse.control._http import endpoint, iso, json_object, json_response, query_int
+from tollhouse.control._http import (
+    MAX_QUERY_INT,
+    endpoint,
+    iso,
+    json_object,
+    json_response,
+    query_int,
+)
 from tollhouse.control._schema import (
     ADMIN,
     ANY_OBJECT,
+    NOT_BLANK,
     Op,
     Param,
     Schema,
@@ -48,7 +56,7 @@ _ITEM = {"key": "key_hash", "member": "member_user_id"}
 def _field(name: str) -> Schema:
     """The schema of one guardrail field (``guard.guardrails._check`` validates it)."""
     if name == "name":
-        return {"type": "string", "maxLength": 200, "pattern": r"\S"}
+        return {"type": "string", "maxLength": 200, "pattern": NOT_BLANK}
     if name in model._STRS:
         return {"type": ["string", "null"], "minLength": 1}
     if name in model._LISTS:
@@ -77,7 +85,7 @@ GUARDRAIL = obj(
     {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}}, closed=False
 )
 PAGE_PARAMS: tuple[Param, ...] = (
-    query("offset", integer(0)),
+    query("offset", integer(0, MAX_QUERY_INT)),
     query("limit", integer(0, PAGE_MAX)),
 )
 _HASHES = array({"type": "string", "pattern": "^[0-9a-f]{64}$"}, min_items=1, max_items=MAX_BULK)

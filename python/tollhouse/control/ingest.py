@@ -25,6 +25,7 @@ from tollhouse.control._access import principal, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._schema import (
+    NOT_BLANK,
     Param,
     Schema,
     envelope,
@@ -66,7 +67,7 @@ CHANGE = obj(
     ["provider", "change_id", "classification"],
 )
 _PARAMS = (
-    Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
+    Param("Idempotency-Key", {"type": "string", "maxLength": 255, "pattern": NOT_BLANK},
           where="header", required=True, description="a replay gets the first answer"),
     query("workspace", description="the admin key's target workspace (default: default)"),
 )  # fmt: skip

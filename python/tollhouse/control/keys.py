@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from tollhouse import native
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control._http import (
+    MAX_QUERY_INT,
     endpoint,
     iso,
     json_object,
@@ -32,6 +33,7 @@ from tollhouse.control._http import (
 )
 from tollhouse.control._schema import (
     ADMIN,
+    NOT_BLANK,
     TIMESTAMP,
     Param,
     Schema,
@@ -56,9 +58,9 @@ MAX_LIMIT_USD = 1e9
 PAGE_MAX = 100
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
-_MODEL = {"type": "string", "maxLength": 256, "pattern": r"\S"}
+_MODEL = {"type": "string", "maxLength": 256, "pattern": NOT_BLANK}
 FIELDS: dict[str, Schema] = {
-    "name": {"type": "string", "maxLength": 256, "pattern": r"\S"},
+    "name": _MODEL,
     "limit": {**number(0, MAX_LIMIT_USD, nullable=True), "description": "USD"},
     "limit_reset": choice(RESET_PERIODS, nullable=True),
     "include_byok_in_limit": boolean(),
@@ -97,7 +99,7 @@ KEY: Schema = obj(
     closed=False,
 )
 PAGE_PARAMS: tuple[Param, ...] = (
-    query("offset", integer(0)),
+    query("offset", integer(0, MAX_QUERY_INT)),
     query("limit", integer(0, PAGE_MAX)),
 )
 

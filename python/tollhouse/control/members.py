@@ -19,6 +19,7 @@ from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._pagination import fetch_page, page_of, page_response
 from tollhouse.control._schema import (
     PAGE,
+    SPACE,
     TIMESTAMP,
     choice,
     envelope,
@@ -33,7 +34,7 @@ from tollhouse.errors import Conflict, Forbidden, NotFound
 
 _COLUMNS = "id, workspace_id, email, role, created_at"
 _SELECT = f"SELECT {_COLUMNS} FROM workspace_members"  # noqa: S608 - constant columns
-EMAIL = {**text(320), "pattern": r"^\s*[^\s@][\s\S]*@[\s\S]*[^\s@]\s*$"}
+EMAIL = {**text(320), "pattern": f"^[{SPACE}]*[^{SPACE}@][\\s\\S]*@[\\s\\S]*[^{SPACE}@][{SPACE}]*$"}
 ADD = obj({"email": EMAIL, "role": choice(ROLES)}, ["email", "role"])
 CHANGE = obj({"role": choice(ROLES)}, ["role"])
 MEMBER = obj(

@@ -31,7 +31,10 @@ BODY = obj(
         "name": text(),
         "action": choice(("block", "warn"), nullable=True, default="block"),
         "keywords": _STRINGS,
-        "regex": {**_STRINGS, "description": "regular expressions (Rust regex syntax)"},
+        "regex": {
+            **array({"type": "string"}, nullable=True),
+            "description": "regular expressions (Rust regex syntax)",
+        },
         "models_allow": {**_STRINGS, "description": "model globs"},
         "models_deny": {**_STRINGS, "description": "model globs"},
         "max_bytes": integer(0, 2**64 - 1, nullable=True),
