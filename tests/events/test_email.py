@@ -129,6 +129,34 @@ async def test_auth_ok_wrong_password_and_no_leak(
     assert any("authentication failed" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_4xx_reply_is_retryable_and_a_5xx_final(
+    dispatcher: WebhookDispatcher, smtp: SmtpReceiver, smtp_auth: SmtpReceiver
+) -> None:
+    """Whichever command the server answers (AUTH, RCPT for every recipient, DATA), a
+    temporary 4xx reply says try again later and a 5xx one says never."""
+    creds = {"smtp_user": "alerts", "smtp_password": PASSWORD, "starttls": False}
+    cases = [
+        (smtp_auth, "AUTH", "454 4.7.0 Temporary authentication failure", True),
+        (smtp, "RCPT", "451 4.7.1 Greylisted, try again later", True),
+        (smtp, "RCPT", "550 5.1.1 No such user", False),
+        (smtp, "DATA", "451 4.3.0 Local error, try later", True),
+        (smtp, "DATA", "554 5.7.1 Rejected as spam", False),
+    ]
+    for receiver, command, reply, retryable in cases:
+        receiver.replies = {command: reply}
+        config = creds if receiver is smtp_auth else {}
+        out = await deliver(dispatcher, target(receiver.port, **config), event())
+        code = int(reply[:3])
+        assert (out["delivered"], out["retryable"], out["status"]) == (False, retryable, code), (
+            command,
+            out,
+        )
+        assert reply[:3] in out["detail"], out
+    assert smtp.received == [] and smtp_auth.received == []
+    smtp.replies = {}  # the same target once the server accepts again
+    assert (await deliver(dispatcher, target(smtp.port), event()))["delivered"] is True
+
+
 async def test_password_never_sent_in_clear_unless_told(
     dispatcher: WebhookDispatcher, smtp_auth: SmtpReceiver
 ) -> None:

@@ -3,6 +3,9 @@
 ``SmtpReceiver(users={"u": "pw"})`` also offers AUTH (PLAIN, LOGIN) checked against
 ``users``; ``tls=(cert, key)`` offers STARTTLS.  Accepted messages are parsed into
 ``received``; every AUTH attempt is recorded in ``logins`` as (user, accepted).
+``replies={"RCPT": "451 4.7.1 try later"}`` answers that command (``AUTH``, ``RCPT`` or
+``DATA``) with the given reply instead of accepting it (``replies`` may change between
+sends).
 """
 
 from __future__ import annotations
@@ -35,7 +38,19 @@ class _Handler:
     def __init__(self, receiver: SmtpReceiver) -> None:
         self.receiver = receiver
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        refusal = self.receiver.replies.get("RCPT")
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        refusal = self.receiver.replies.get("DATA")
+        if refusal is not None:
+            return refusal
         raw = envelope.original_content or b""
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
@@ -53,9 +68,14 @@ class _Handler:
 
 class SmtpReceiver:
     def __init__(
-        self, *, users: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None
+        self,
+        *,
+        users: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+        replies: dict[str, str] | None = None,
     ) -> None:
         self.users = users
+        self.replies: dict[str, str] = dict(replies or {})
         self.received: list[Received] = []
         self.logins: list[tuple[str, bool]] = []
         self.lock = threading.Lock()
@@ -79,6 +99,9 @@ class SmtpReceiver:
         ok = self.users.get(user) == password
         with self.lock:
             self.logins.append((user, ok))
+        refusal = self.replies.get("AUTH")
+        if refusal is not None:
+            return AuthResult(success=False, handled=False, message=refusal)
         return AuthResult(success=ok, handled=False)
 
     def start(self) -> SmtpReceiver:

@@ -267,6 +267,11 @@ async def _conversation(
         smtp.close()
 
 
+def _verdict(code: int) -> Outcome:
+    """An SMTP reply's verdict: 4xx is temporary (another try may succeed), 5xx final."""
+    return "retry" if 400 <= code < 500 else "failed"
+
+
 def _failure(exc: BaseException, target: SmtpTarget, timeout: float) -> AttemptResult:
     where = f"{target.host}:{target.effective_port}"
     if isinstance(exc, DestinationBlocked):
@@ -275,17 +280,24 @@ def _failure(exc: BaseException, target: SmtpTarget, timeout: float) -> AttemptR
         return AttemptResult("retry", detail=f"cannot resolve the SMTP host {target.host!r}")
     if isinstance(exc, ConnectionRefusedError):
         return AttemptResult("retry", detail=f"connection refused by {where}")
-    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):  # 454: try later; 535: never
         reply = f"{exc.code} {exc.message}"
-        return AttemptResult("failed", exc.code, detail=f"authentication failed ({reply})")
+        return AttemptResult(
+            _verdict(exc.code), exc.code, detail=f"authentication failed ({reply})"
+        )
     if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
         return AttemptResult("retry", detail=f"timed out after {timeout:g} s talking to {where}")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        # Every recipient refused: worth another try if any refusal was temporary (4xx,
+        # greylisting); the status is that reply, else the first one.
         codes = ", ".join(f"{e.recipient}: {e.code}" for e in exc.recipients)
-        return AttemptResult("failed", detail=f"every recipient was refused ({codes})")
+        replies = [e.code for e in exc.recipients]
+        temporary = [c for c in replies if _verdict(c) == "retry"]
+        code = (temporary or replies)[0] if replies else None
+        outcome: Outcome = "retry" if temporary else "failed"
+        return AttemptResult(outcome, code, detail=f"every recipient was refused ({codes})")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        outcome: Outcome = "retry" if 400 <= exc.code < 500 else "failed"
-        return AttemptResult(outcome, exc.code, detail=f"SMTP {exc.code}: {exc.message}")
+        return AttemptResult(_verdict(exc.code), exc.code, detail=f"SMTP {exc.code}: {exc.message}")
     if isinstance(exc, ssl.SSLError):
         return AttemptResult("failed", detail=f"TLS failed with {where} ({exc.reason or exc})")
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
