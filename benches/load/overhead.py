@@ -287,6 +287,16 @@ def tollhouse_target(
     """``tollhouse serve`` in front of ``upstream``: the full pipeline, or with
     ``pipeline=False`` key auth only (no limits, no policies; redaction still runs, it
     is the default preset's)."""
+    raw = write_target_config(workdir, upstream, pipeline=pipeline)
+    path = workdir / ("bench.yaml" if pipeline else "bench-bare.yaml")
+    port = free_port()
+    cmd = [sys.executable, "-m", "tollhouse", "serve", "--config", str(path), "--port", str(port)]
+    return spawn(cmd, {}, workdir, port), port, raw
+
+
+def write_target_config(workdir: Path, upstream: str, *, pipeline: bool = True) -> str:
+    """The target's config file (``bench.yaml`` / ``bench-bare.yaml``) and SQLite store
+    with one key in ``workdir``; the raw key."""
     from tollhouse.guard.keys import generate_key, hash_key, key_label
     from tollhouse.store import open_store
     from tollhouse.store.base import KeyRecord
@@ -319,9 +329,7 @@ def tollhouse_target(
         await s.close()
 
     asyncio.run(make_key())
-    port = free_port()
-    cmd = [sys.executable, "-m", "tollhouse", "serve", "--config", str(path), "--port", str(port)]
-    return spawn(cmd, {}, workdir, port), port, raw
+    return raw
 
 
 def floor_target(app: str, upstream: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
