@@ -421,6 +421,35 @@ async def test_disabled_rules_are_not_evaluated_and_budget_rules(rig: Rig) -> No
     assert seen == [t]
 
 
+async def test_an_unusable_stored_rule_does_not_silence_the_others(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    good = await rig.post(
+        "alert-rules",
+        {
+            "name": "Busy",
+            "condition": {"metric": "requests", "threshold": 1, "window_seconds": 60},
+            "delivery_targets": [hook],
+        },
+    )
+    broken = [  # records the API would refuse, written straight into the store
+        ("rule_nocond", {"name": "x"}),
+        ("rule_bogus", {"name": "y", "condition": {"metric": "bogus", "threshold": 1}}),
+    ]
+    await rig.gw.store._transaction(
+        [
+            (
+                "INSERT INTO workspace_resources (workspace_id, kind, id, body, created_at, "
+                "updated_at) VALUES ('default', 'alert-rules', ?, ?, 0, 0)",
+                (rid, orjson.dumps(body).decode()),
+            )
+            for rid, body in broken
+        ]
+    )
+    await rig.traffic(1)
+    (t,) = await rig.evaluator().run_once()
+    assert t.rule.id == good and t.event.type == "alert.fired"
+
+
 def test_config_section() -> None:
     assert parse_alerts(None) == AlertsConfig()
     got = parse_alerts({"interval_s": 2, "lease_s": 7.5, "max_attempts": 2, "enabled": False})

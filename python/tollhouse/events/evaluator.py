@@ -340,33 +340,46 @@ class AlertEvaluator:
         if not await self.take_lease(now):
             return []
         self.rounds += 1
-        rules = [
-            Rule.of(wid, rid, body)
-            for wid, rid, raw in await self._store._fetch(_RULES)
-            if (body := orjson.loads(raw)).get("enabled", True)
-        ]
+        rules = []
+        for wid, rid, raw in await self._store._fetch(_RULES):
+            body = orjson.loads(raw)
+            if not body.get("enabled", True):
+                continue
+            try:
+                rules.append(Rule.of(wid, rid, body))
+            except (KeyError, TypeError, ValueError):
+                log.warning("alert rule %s/%s has no usable condition: skipped", wid, rid)
         states = {(r[0], r[1]): r[2:] for r in await self._store._fetch(_STATES)}
         measure = _Measure(self._store, now)
         done: list[Transition] = []
         for rule in rules:
             state = states.pop((rule.workspace_id, rule.id), None)
-            if state is None:
-                await self._store._transaction(
-                    [(_NEW_STATE, (rule.workspace_id, rule.id, now, now))]
-                )
-            current = "ok" if state is None else state[0]
-            value, extra = await measure.value(rule)
-            threshold = threshold_of(rule.condition)
-            firing = breached(value, threshold)
-            if firing != (current == "firing"):
-                t = await self._flip(rule, current, value, threshold, extra, now)
-                if t is not None:
-                    done.append(t)
-            elif state is not None and self._retry_due(state, now):
-                await self._retry(rule, state[1], orjson.loads(state[2]))
+            try:
+                t = await self._evaluate(rule, state, measure, now)
+            except TollhouseError:
+                raise  # the store is down: the round fails (and is logged) once
+            except Exception:  # one unusable rule must not silence the others
+                log.exception("alert rule %s/%s could not be evaluated", rule.workspace_id, rule.id)
+                continue
+            if t is not None:
+                done.append(t)
         for wid, rid in states:  # rules deleted or disabled: forget their state
             await self._store._transaction([(_FORGET, (wid, rid))])
         return done
+
+    async def _evaluate(
+        self, rule: Rule, state: tuple[Any, ...] | None, measure: _Measure, now: float
+    ) -> Transition | None:
+        if state is None:
+            await self._store._transaction([(_NEW_STATE, (rule.workspace_id, rule.id, now, now))])
+        current = "ok" if state is None else state[0]
+        value, extra = await measure.value(rule)
+        threshold = threshold_of(rule.condition)
+        if breached(value, threshold) != (current == "firing"):
+            return await self._flip(rule, current, value, threshold, extra, now)
+        if state is not None and self._retry_due(state, now):
+            await self._retry(rule, state[1], orjson.loads(state[2]))
+        return None
 
     async def _flip(
         self,
