@@ -359,3 +359,70 @@ async def test_alert_firing_and_resolving_reach_an_email_target(
     got = smtp.wait(2)[1]
     subject = str(got.message["Subject"]).strip()  # folded: the unfolded value keeps a space
     assert subject == "[Tollhouse] [critical] Alert resolved: Busy (requests 0 < 3 over 60 s)"
+
+
+async def test_an_alert_is_retried_after_an_smtp_4xx_and_not_after_a_5xx(
+    egw: EventsGw, eclient: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """The evaluator retries by the sender's verdict, not by reading the SMTP reply code
+    as an HTTP status: 535 (authentication failed) is final, 451 (greylisted) is tried
+    again on the next round with the same event."""
+    greylisted = "451 4.7.1 Greylisted, try again later"
+    with (
+        SmtpReceiver(users={"alerts": PASSWORD}) as strict,
+        SmtpReceiver(replies={"RCPT": greylisted}) as grey,
+    ):
+        to = {"to": ["oncall@example.com"], "smtp_host": "127.0.0.1"}
+        wrong = {"smtp_user": "alerts", "smtp_password": PASSWORD[::-1], "starttls": False}
+        denied = await add_target(
+            eclient,
+            admin,
+            {
+                "name": "denied",
+                "type": "email",
+                "config": {**to, "smtp_port": strict.port, **wrong},
+            },
+        )
+        later = await add_target(
+            eclient,
+            admin,
+            {"name": "later", "type": "email", "config": {**to, "smtp_port": grey.port}},
+        )
+        r = await eclient.post(
+            "/v1/workspaces/default/alert-rules",
+            json={
+                "name": "Busy",
+                "condition": {"metric": "requests", "threshold": 3, "window_seconds": 60},
+                "delivery_targets": [denied, later],
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        store = egw.store
+        assert isinstance(store, SqlStore)
+        clock = [time.time()]
+        evaluator = AlertEvaluator(
+            store,
+            lambda target, event: send(egw, target, event),
+            lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
+            clock=lambda: clock[0],
+        )
+        rows = [SpendRow(f"gen-{i}", "k", "m", "p", "m", clock[0] - 1) for i in range(3)]
+        await store.insert_spend(rows)
+        (fired,) = await evaluator.run_once()
+        outcome = {
+            x["target"]: (x["delivered"], x["retryable"], x["status"]) for x in fired.results
+        }
+        assert outcome == {denied: (False, False, 535), later: (False, True, 451)}
+        tried = list(strict.logins)  # one attempt (aiosmtplib tries each AUTH mechanism)
+        assert tried and all(login == ("alerts", False) for login in tried)
+        assert grey.received == []
+
+        grey.replies = {}  # the greylisting server accepts now
+        for _ in range(2):  # the next rounds: the 451 target once, the 535 one never
+            clock[0] += 1
+            assert await evaluator.run_once() == []
+        (got,) = grey.wait(1)
+        assert got.message["X-Tollhouse-Event-Id"] == fired.event.id
+        assert len(grey.received) == 1 and strict.logins == tried
+        assert strict.received == []
