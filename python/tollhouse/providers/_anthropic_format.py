@@ -16,7 +16,7 @@ from typing import Any
 
 from tollhouse.errors import InvalidRequest
 from tollhouse.providers._chat_shape import (
-    GATEWAY_FIELDS,
+    UNTRANSLATED,
     add_turn,
     as_dict,
     as_list,
@@ -24,9 +24,11 @@ from tollhouse.providers._chat_shape import (
     assistant_message,
     bad_tool_choice,
     chat_choice,
+    chat_request,
     chat_usage,
     check_fields,
     completion,
+    copy_set,
     dump_arguments,
     expect,
     function_tool,
@@ -36,6 +38,7 @@ from tollhouse.providers._chat_shape import (
     reject,
     split_data_url,
     stop_sequences,
+    stream_with_usage,
     text_of,
     tool_call,
     usage_parts,
@@ -63,20 +66,11 @@ CHAT_TO_STOP = {
 
 # chat fields accepted when they hold one of these neutral values
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
+    **UNTRANSLATED,
     "n": (None, 1),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
     "frequency_penalty": (None, 0),
     "presence_penalty": (None, 0),
-    "logit_bias": (None, {}),
     "seed": (None,),
-    "modalities": (None, ["text"]),
-    "audio": (None,),
-    "prediction": (None,),
-    "reasoning_effort": (None,),
-    "web_search_options": (None,),
-    "functions": (None, []),
-    "function_call": (None,),
     "response_format": (None, {"type": "text"}),
 }
 # chat fields that mean nothing to Anthropic and are safely ignored
@@ -111,9 +105,7 @@ def chat_to_anthropic(
     for key in body:
         if key in _PASSTHROUGH:
             out[key] = body[key]
-    for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            out[key] = body[key]
+    copy_set(body, out, ("temperature", "top_p"))
     stop = body.get("stop")
     if stop is not None:
         out["stop_sequences"] = stop_sequences(stop)
@@ -376,15 +368,8 @@ def messages_to_chat(body: dict[str, Any], *, drop_unsupported: bool = False) ->
         messages.append({"role": "system", "content": text_of(system, "system")})
     for i, raw in enumerate(as_list(body.get("messages"), "messages")):
         messages.extend(_anthropic_message(as_dict(raw, f"messages[{i}]"), f"messages[{i}]"))
-    out: dict[str, Any] = {"model": body["model"], "messages": messages}
-    for key in GATEWAY_FIELDS:
-        if key in body:
-            out[key] = body[key]
-    if body.get("max_tokens") is not None:
-        out["max_tokens"] = body["max_tokens"]
-    for key in ("temperature", "top_p", "top_k"):
-        if body.get(key) is not None:
-            out[key] = body[key]
+    out = chat_request(body, messages)
+    copy_set(body, out, ("max_tokens", "temperature", "top_p", "top_k"))
     if body.get("stop_sequences"):
         out["stop"] = as_list(body["stop_sequences"], "stop_sequences")
     user = (
@@ -394,9 +379,7 @@ def messages_to_chat(body: dict[str, Any], *, drop_unsupported: bool = False) ->
     )
     if isinstance(user, str) and user:
         out["user"] = user
-    if body.get("stream"):
-        out["stream"] = True
-        out["stream_options"] = {"include_usage": True}
+    stream_with_usage(body, out)
     if body.get("tools"):
         out["tools"] = [_chat_tool(t, i) for i, t in enumerate(as_list(body["tools"], "tools"))]
     choice = body.get("tool_choice")

@@ -23,6 +23,22 @@ GATEWAY_FIELDS = frozenset(
 )
 
 
+# Chat fields that neither Anthropic nor Gemini can honour: accepted (and not sent) while
+# they hold one of these neutral values.
+UNTRANSLATED: dict[str, tuple[Any, ...]] = {
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "reasoning_effort": (None,),
+    "web_search_options": (None,),
+    "functions": (None, []),
+    "function_call": (None,),
+}
+
+
 def reject(param: str, provider: str, why: str = "is not supported") -> InvalidRequest:
     """The 400 for a parameter the target provider cannot honour."""
     return InvalidRequest(
@@ -225,6 +241,30 @@ def completion(
 
 def chat_choice(index: Any, message: dict[str, Any], finish: str) -> dict[str, Any]:
     return {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
+
+
+def chat_request(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The start of a chat request translated from another format (Messages, Responses):
+    the client's model, the messages and the gateway's own fields, which stay."""
+    out: dict[str, Any] = {"model": body["model"], "messages": messages}
+    for key in GATEWAY_FIELDS:
+        if key in body:
+            out[key] = body[key]
+    return out
+
+
+def copy_set(body: dict[str, Any], out: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Copy the fields named in ``keys`` that ``body`` sets (not None) into ``out``."""
+    for key in keys:
+        if body.get(key) is not None:
+            out[key] = body[key]
+
+
+def stream_with_usage(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """A streamed request asks the chat upstream for its usage chunk (spend needs it)."""
+    if body.get("stream"):
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
 
 
 def chat_usage(

@@ -14,6 +14,7 @@ from typing import Any
 
 from tollhouse.errors import InvalidRequest
 from tollhouse.providers._chat_shape import (
+    UNTRANSLATED,
     add_turn,
     as_dict,
     as_list,
@@ -51,19 +52,7 @@ FINISH_TO_CHAT = {
     "MALFORMED_FUNCTION_CALL": "stop",
 }
 
-_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "logit_bias": (None, {}),
-    "modalities": (None, ["text"]),
-    "audio": (None,),
-    "prediction": (None,),
-    "reasoning_effort": (None,),
-    "web_search_options": (None,),
-    "functions": (None, []),
-    "function_call": (None,),
-    "parallel_tool_calls": (None, True),
-}
+_NEUTRAL: dict[str, tuple[Any, ...]] = {**UNTRANSLATED, "parallel_tool_calls": (None, True)}
 _IGNORED = frozenset(
     {"model", "stream", "stream_options", "store", "metadata", "service_tier", "user"}
 )

@@ -13,12 +13,14 @@ from typing import Any
 
 from tollhouse.errors import InvalidRequest
 from tollhouse.providers._chat_shape import (
-    GATEWAY_FIELDS,
     as_dict,
     as_list,
+    chat_request,
     check_fields,
+    copy_set,
     expect,
     reject,
+    stream_with_usage,
     text_of,
     tool_call,
     usage_parts,
@@ -90,21 +92,14 @@ def responses_to_chat(body: dict[str, Any], *, drop_unsupported: bool = False) -
         for i, item in enumerate(as_list(raw, "input")):
             _item(as_dict(item, f"input[{i}]"), f"input[{i}]", messages)
     expect(len(messages) > 0, "'input' must not be empty", "input")
-    out: dict[str, Any] = {"model": model, "messages": messages}
-    for key in GATEWAY_FIELDS:
-        if key in body:
-            out[key] = body[key]
-    for key in ("temperature", "top_p", "top_k", "parallel_tool_calls"):
-        if body.get(key) is not None:
-            out[key] = body[key]
+    out = chat_request(body, messages)
+    copy_set(body, out, ("temperature", "top_p", "top_k", "parallel_tool_calls"))
     if body.get("max_output_tokens") is not None:
         out["max_tokens"] = body["max_output_tokens"]
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
         out["user"] = user
-    if body.get("stream"):
-        out["stream"] = True
-        out["stream_options"] = {"include_usage": True}
+    stream_with_usage(body, out)
     if body.get("tools"):
         out["tools"] = [_tool(t, i) for i, t in enumerate(as_list(body["tools"], "tools"))]
     if body.get("tool_choice") is not None:
