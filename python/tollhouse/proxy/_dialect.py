@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from tollhouse.errors import InvalidRequest, TollhouseError, UpstreamHTTPError
 from tollhouse.gateway import Gateway
 from tollhouse.providers import Reply
-from tollhouse.providers._chat_shape import chat_usage
+from tollhouse.providers._chat_shape import GATEWAY_FIELDS, chat_usage
 from tollhouse.providers._sse import SSEParser, encode_event
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
@@ -28,6 +28,7 @@ from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
 
 Event = tuple[str, dict[str, Any]]
+T = TypeVar("T")
 
 
 class StreamTranslator(Protocol):
@@ -237,6 +238,24 @@ def _collect(data: dict[str, Any], text: list[str], ex: Exchange) -> None:
                     text.append(fn["arguments"])
         if isinstance(choice.get("finish_reason"), str):
             ex.finish_reason = choice["finish_reason"]
+
+
+def native_body(ex: Exchange, client: dict[str, Any]) -> dict[str, Any]:
+    """The client's body for a provider that speaks its format: the gateway's own fields
+    dropped, the deployment's upstream model in."""
+    assert ex.route is not None  # noqa: S101 - resolved before
+    body = {k: v for k, v in client.items() if k not in GATEWAY_FIELDS}
+    body["model"] = ex.route.upstream_model
+    return body
+
+
+async def timed(ex: Exchange, call: Awaitable[T]) -> T:
+    """Await an upstream call, counting its time into ``ex.upstream_s``."""
+    t = time.perf_counter()
+    try:
+        return await call
+    finally:
+        ex.upstream_s += time.perf_counter() - t
 
 
 async def relay_native(

@@ -13,7 +13,6 @@ clients recognise them.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -28,11 +27,19 @@ from tollhouse.providers._anthropic_format import (
     messages_to_chat,
 )
 from tollhouse.providers._anthropic_stream import ChatToAnthropic
-from tollhouse.providers._chat_shape import GATEWAY_FIELDS, usage_parts
+from tollhouse.providers._chat_shape import usage_parts
 from tollhouse.providers.anthropic import AnthropicProvider
 from tollhouse.proxy import asgi, pipeline
 from tollhouse.proxy._body import ClientGone, read_body
-from tollhouse.proxy._dialect import Dialect, StreamTranslator, authenticate, relay_native, serve
+from tollhouse.proxy._dialect import (
+    Dialect,
+    StreamTranslator,
+    authenticate,
+    native_body,
+    relay_native,
+    serve,
+    timed,
+)
 from tollhouse.proxy.pipeline import Exchange, Usage
 
 
@@ -98,21 +105,13 @@ async def _native(
     provider = ex.route.provider
     if not isinstance(provider, AnthropicProvider):
         return False
-    body = {k: v for k, v in client.items() if k not in GATEWAY_FIELDS}
-    body["model"] = ex.route.upstream_model
-    t = time.perf_counter()
+    body = native_body(ex, client)
     if body.get("stream") is True:
         ex.stream = True
-        try:
-            chunks = await provider.messages_stream(body)
-        finally:
-            ex.upstream_s += time.perf_counter() - t
+        chunks = await timed(ex, provider.messages_stream(body))
         await relay_native(gw, ex, chunks, send, _StreamUsage(), '"usage"')
         return True
-    try:
-        data = await provider.messages(body)
-    finally:
-        ex.upstream_s += time.perf_counter() - t
+    data = await timed(ex, provider.messages(body))
     usage = anthropic_usage_of(data.get("usage")) or pipeline.estimate_usage(ex, "")
     pipeline.settle(gw, ex, usage)
     ex.finish_reason = STOP_TO_CHAT.get(str(data.get("stop_reason")), None)

@@ -11,19 +11,24 @@ Response object or a Responses event stream.  Tollhouse stores no responses, so
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tollhouse.errors import TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.providers import Call
-from tollhouse.providers._chat_shape import GATEWAY_FIELDS
 from tollhouse.providers._responses_format import chat_to_response, responses_to_chat
 from tollhouse.providers._responses_stream import ChatToResponses
 from tollhouse.providers._sse import encode_event
 from tollhouse.providers.openai import OpenAIProvider
 from tollhouse.proxy import asgi, pipeline
-from tollhouse.proxy._dialect import Dialect, StreamTranslator, relay_native, serve
+from tollhouse.proxy._dialect import (
+    Dialect,
+    StreamTranslator,
+    native_body,
+    relay_native,
+    serve,
+    timed,
+)
 from tollhouse.proxy.pipeline import Exchange, Usage
 from tollhouse.proxy.routes import reply_data
 
@@ -87,22 +92,14 @@ async def _native(
     url = provider.responses_url()
     if url is None:
         return False
-    body = {k: v for k, v in client.items() if k not in GATEWAY_FIELDS}
-    body["model"] = ex.route.upstream_model
+    body = native_body(ex, client)
     call = Call(body, None, ex.route.upstream_model)
-    t = time.perf_counter()
     if body.get("stream") is True:
         ex.stream = True
-        try:
-            chunks = await provider.forward_stream(url, call)
-        finally:
-            ex.upstream_s += time.perf_counter() - t
+        chunks = await timed(ex, provider.forward_stream(url, call))
         await relay_native(gw, ex, chunks, send, usage_of_response, '"usage":{')
         return True
-    try:
-        reply = await provider.forward(url, call)
-    finally:
-        ex.upstream_s += time.perf_counter() - t
+    reply = await timed(ex, provider.forward(url, call))
     usage = usage_of_response(reply_data(ex, reply)) or pipeline.estimate_usage(ex, "")
     pipeline.settle(gw, ex, usage)
     headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
