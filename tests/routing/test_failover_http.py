@@ -34,10 +34,15 @@ async def two(tmp_path: Path, ups: tuple[Flaky, Flaky, Flaky]) -> AsyncIterator[
         yield a, b, g
 
 
+def providers(**ups: Flaky) -> dict[str, Any]:
+    """The ``providers`` section: one OpenAI-compatible provider per named upstream."""
+    return {name: provider(up.url) for name, up in ups.items()}
+
+
 def two_deployments(a: Flaky, b: Flaky, **extra: Any) -> dict[str, Any]:
     """``chat`` on provider ``a`` first (``order``-free: weights 1000 : 1), then ``b``."""
     return {
-        "providers": {"a": provider(a.url), "b": provider(b.url)},
+        "providers": providers(a=a, b=b),
         "models": {
             "chat": {
                 "deployments": [
@@ -123,7 +128,7 @@ async def test_connection_refused_and_no_headers_fall_over(
 ) -> None:
     a, b, _ = ups
     config = {
-        "providers": {"dead": provider(dead_url()), "a": provider(a.url), "b": provider(b.url)},
+        "providers": {"dead": provider(dead_url()), **providers(a=a, b=b)},
         "models": {
             "chat": {
                 "deployments": [
@@ -227,7 +232,7 @@ async def test_single_deployment_breaker_fast_fails_with_502(
 ) -> None:
     a, _, _ = ups
     config = {
-        "providers": {"a": provider(a.url)},
+        "providers": providers(a=a),
         "models": {"chat": {"deployments": [{"provider": "a", "model": "m"}]}},
     }
     async with gateway(tmp_path, config) as g:
@@ -246,7 +251,7 @@ async def test_models_list_falls_through_in_order(
 ) -> None:
     a, b, c = ups
     config = {
-        "providers": {"a": provider(a.url), "b": provider(b.url), "c": provider(c.url)},
+        "providers": providers(a=a, b=b, c=c),
         "models": {
             "first": {"deployments": [{"provider": "a", "model": "one"}]},
             "second": {"deployments": [{"provider": "b", "model": "two"}]},
@@ -277,7 +282,7 @@ async def test_preferences_steer_the_deployment(
 ) -> None:
     a, b, c = ups
     config = {
-        "providers": {"a": provider(a.url), "b": provider(b.url), "c": provider(c.url)},
+        "providers": providers(a=a, b=b, c=c),
         "models": {
             "chat": {
                 "deployments": [
