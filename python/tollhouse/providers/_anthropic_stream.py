@@ -19,7 +19,13 @@ from tollhouse.providers._anthropic_format import (
     anthropic_usage,
     messages_usage,
 )
-from tollhouse.providers._chat_shape import chunk, tool_call, usage_chunk, usage_parts
+from tollhouse.providers._chat_shape import (
+    chunk,
+    first_choice,
+    tool_call,
+    usage_chunk,
+    usage_parts,
+)
 
 
 class AnthropicToChat:
@@ -131,10 +137,7 @@ class ChatToAnthropic:
         out = self._start()
         if data.get("usage"):
             self.usage = data["usage"]
-        for choice in data.get("choices") or []:
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
+        for delta, finish in first_choice(data):
             if delta.get("reasoning"):
                 out += self._block(
                     "thinking", -1, {"type": "thinking", "thinking": "", "signature": ""}
@@ -145,8 +148,8 @@ class ChatToAnthropic:
                 out.append(self._delta({"type": "text_delta", "text": delta["content"]}))
             for call in delta.get("tool_calls") or []:
                 out += self._tool_call(call)
-            if choice.get("finish_reason"):
-                self._stop = CHAT_TO_STOP.get(choice["finish_reason"], "end_turn")
+            if finish:
+                self._stop = CHAT_TO_STOP.get(finish, "end_turn")
         return out
 
     def finish(self) -> list[tuple[str, dict[str, Any]]]:

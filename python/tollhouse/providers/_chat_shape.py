@@ -333,5 +333,15 @@ def usage_chunk(id_: str, model: str, created: int, usage: dict[str, Any]) -> di
     }
 
 
+def first_choice(data: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
+    """(delta, finish_reason) of choice 0 in a chat chunk: a translated stream answers one
+    choice (Messages and Responses have no ``n``)."""
+    return [
+        (c.get("delta") or {}, c.get("finish_reason"))
+        for c in data.get("choices") or []
+        if c.get("index", 0) == 0
+    ]
+
+
 def now() -> int:
     return int(time.time())

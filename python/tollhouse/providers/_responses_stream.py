@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tollhouse.providers._chat_shape import first_choice
 from tollhouse.providers._responses_format import (
     call_item,
     message_item,
@@ -54,16 +55,13 @@ class ChatToResponses:
         out = self._start()
         if data.get("usage"):
             self.usage = data["usage"]
-        for choice in data.get("choices") or []:
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
+        for delta, finish in first_choice(data):
             if delta.get("content"):
                 out += self._text(delta["content"])
             for call in delta.get("tool_calls") or []:
                 out += self._call(call)
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
+            if finish:
+                self._finish = finish
         return out
 
     def finish(self) -> list[Event]:
