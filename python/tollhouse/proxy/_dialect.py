@@ -23,7 +23,7 @@ from tollhouse.providers._sse import SSEParser, encode_event
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route, Usage
-from tollhouse.proxy.routes import DisconnectWatch, ended, finish, reply_data
+from tollhouse.proxy.routes import DisconnectWatch, ended, finish, reply_data, start_sse
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
 
@@ -175,9 +175,7 @@ async def _stream(
     text: list[str] = []
     usage: Usage | None = None
     try:
-        headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        ex.responded = True
+        await start_sse(send, ex)
         try:
             async for piece in chunks:
                 if ex.ttft_s is None:
@@ -270,9 +268,7 @@ async def relay_native(
     parser = SSEParser()
     usage: Usage | None = None
     try:
-        headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        ex.responded = True
+        await start_sse(send, ex)
         async for piece in chunks:
             if ex.ttft_s is None:
                 ex.ttft_s = time.perf_counter() - ex.started

@@ -77,6 +77,13 @@ async def _fail(send: asgi.Send, ex: Exchange, exc: TollhouseError) -> None:
     await asgi.send_bytes(send, status, body, [*headers, *pipeline.gate_headers(ex, cost=False)])
 
 
+async def start_sse(send: asgi.Send, ex: Exchange) -> None:
+    """The 200 answer's SSE headers; after them an error can only go in-band."""
+    headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    ex.responded = True
+
+
 async def _internal(send: asgi.Send, ex: Exchange, exc: BaseException) -> None:
     log.error("internal error in %s", ex.request_id, exc_info=exc)
     ex.status, ex.error_code = 500, "internal_error"
@@ -156,10 +163,11 @@ async def _serve(
     answer: Answer,
     *,
     output: bool,
+    stream: Answer | None = None,
 ) -> None:
     """An OpenAI-format request: the stages before the upstream call (auth, body, parse,
-    resolve, security, limits, plan), then ``answer``; every end goes through ``ended``
-    and ``finish``."""
+    resolve, security, limits, plan), then ``answer`` (``stream`` for ``"stream": true``);
+    every end goes through ``ended`` and ``finish``."""
     ex = Exchange()
     headers: list[asgi.Header] = scope["headers"]
     watch: DisconnectWatch | None = None
@@ -177,7 +185,11 @@ async def _serve(
         targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
         ex.stage("route")
-        await answer(gw, ex, targets, body, sent, send)
+        if stream is not None and body.get("stream") is True:
+            ex.stream = True
+            await stream(gw, ex, targets, body, sent, send)
+        else:
+            await answer(gw, ex, targets, body, sent, send)
     except BaseException as exc:  # noqa: BLE001 - ended() re-raises what must propagate
         await ended(send, ex, exc, watch, _fail, gone=(ClientGone, OSError))
     finally:
@@ -187,22 +199,9 @@ async def _serve(
 async def chat_completions(
     gw: Gateway, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
 ) -> None:
-    await _serve(gw, scope, receive, send, pipeline.parse_chat, _chat, output=True)
-
-
-async def _chat(
-    gw: Gateway,
-    ex: Exchange,
-    targets: list[Target],
-    body: dict[str, Any],
-    raw: bytes | None,
-    send: asgi.Send,
-) -> None:
-    if body.get("stream") is True:
-        ex.stream = True
-        await _stream(gw, ex, targets, body, raw, send)
-    else:
-        await _complete(gw, ex, targets, body, raw, send)
+    await _serve(
+        gw, scope, receive, send, pipeline.parse_chat, _complete, output=True, stream=_stream
+    )
 
 
 async def _complete(
@@ -262,9 +261,7 @@ async def _stream(
     scanner = security.stream_scanner(gw, ex)
     await security.snapshot_header(ex)
     try:
-        headers = [asgi.SSE, asgi.NO_CACHE, *pipeline.gate_headers(ex, cost=False)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        ex.responded = True
+        await start_sse(send, ex)
         async for chunk in chunks:
             if ex.ttft_s is None:
                 ex.ttft_s = time.perf_counter() - ex.started
