@@ -350,6 +350,21 @@ def test_store_parts_are_reported() -> None:
     assert sample(s, "tollhouse_spend_rows_total", outcome="written") == 12
 
 
+def test_alert_evaluator_is_reported() -> None:
+    m = Metrics()
+    evaluator = _Source(rounds=5, fired=2, resolved=1, raced=1)
+    m.track_alerts(evaluator)
+    s = scrape(m)
+    assert sample(s, "tollhouse_alert_rounds_total") == 5
+    assert sample(s, "tollhouse_alerts_total", event="fired") == 2
+    assert sample(s, "tollhouse_alerts_total", event="resolved") == 1
+    assert sample(s, "tollhouse_alerts_total", event="raced") == 1
+    evaluator.numbers.update(rounds=9, fired=3)
+    s = scrape(m)
+    assert sample(s, "tollhouse_alert_rounds_total") == 9
+    assert sample(s, "tollhouse_alerts_total", event="fired") == 3
+
+
 class _Limiter:
     def __init__(self) -> None:
         self.stats = {"fail_open": 0, "fail_closed": 0, "waits": 0, "pending_dropped": 0}

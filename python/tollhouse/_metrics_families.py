@@ -144,6 +144,18 @@ FAMILIES: dict[str, Family] = _fam(
         mode="sum",
     ),
     Family(
+        "tollhouse_alert_rounds_total",
+        "counter",
+        "Alert evaluation rounds run (by whichever evaluator held the lease).",
+    ),
+    Family(
+        "tollhouse_alerts_total",
+        "counter",
+        "Alert rule changes sent (fired, resolved) and changes another evaluator sent "
+        "first (raced).",
+        ("event",),
+    ),
+    Family(
         "tollhouse_spend_rows_total",
         "counter",
         "Spend rows handed to the background writer, by outcome (written, dropped).",

@@ -119,6 +119,8 @@ def build_app(config: Config, gw: Gateway | None = None) -> App:
     METRICS.track_key_cache(gw.keys)
     METRICS.track_limiter(gw.limits)
     METRICS.track_breakers(gw.router.board)
+    if gw.alerts is not None:
+        METRICS.track_alerts(gw.alerts)
     return App(gw, control.routes(gw))
 
 

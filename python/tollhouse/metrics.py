@@ -390,6 +390,17 @@ class Metrics:
 
         self._track("webhooks", dispatcher, read)
 
+    def track_alerts(self, evaluator: _Stats) -> None:
+        """Report an ``AlertEvaluator``: rounds run, changes sent and races lost."""
+
+        def read(ident: str, stats: dict[str, int]) -> None:
+            self._cumulative(ident, int(stats.get("rounds", 0)), "tollhouse_alert_rounds_total", ())
+            for event in ("fired", "resolved", "raced"):
+                count = int(stats.get(event, 0))
+                self._cumulative(ident, count, "tollhouse_alerts_total", (event,))
+
+        self._track("alerts", evaluator, read)
+
     def track_spend_writer(self, writer: _Stats) -> None:
         """Report a ``SpendWriter``: rows written/dropped, failed batches, queue depth."""
 

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 from tests.support.gateway import GatewayProcess, Stack
+from tests.support.prom import parse
 from tests.support.receiver import Receiver
 from tests.support.upstream import Upstream
 
@@ -169,6 +170,16 @@ async def test_error_rate_and_latency_fire_once_and_resolve(
         r = await api.client.get("/v1/workspaces/default/incidents", headers=api.admin)
         sources = sorted((i["source"]["ref"], i["severity"]) for i in r.json()["data"])
         assert sources == sorted([(errors, "critical"), (slow, "high")])
+
+        async def sent() -> tuple[float | None, float | None]:
+            s = parse((await api.client.get("/metrics")).text)
+            fired = s.get(("tollhouse_alerts_total", frozenset({("event", "fired")})))
+            resolved = s.get(("tollhouse_alerts_total", frozenset({("event", "resolved")})))
+            return fired, resolved
+
+        async with asyncio.timeout(15):  # the worker's counts reach /metrics
+            while await sent() != (2, 2):
+                await asyncio.sleep(0.1)
         await api.client.aclose()
 
 

@@ -290,8 +290,19 @@ class AlertEvaluator:
         self.lease_s = self.config.lease_s or 3 * self.config.interval_s
         self.rounds = 0  # rounds this evaluator ran (it held the lease)
         self.raced = 0  # changes another evaluator recorded first (and sent)
+        self.fired = 0
+        self.resolved = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+
+    def stats(self) -> dict[str, int]:
+        """Counts for the metrics module (``tollhouse_alert*``)."""
+        return {
+            "rounds": self.rounds,
+            "fired": self.fired,
+            "resolved": self.resolved,
+            "raced": self.raced,
+        }
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -418,6 +429,10 @@ class AlertEvaluator:
             self.raced += 1  # another evaluator changed it first: it sends
             return None
         log.info("alert %s %s: %s", rule.id, status, data["summary"])
+        if fired:
+            self.fired += 1
+        else:
+            self.resolved += 1
         results = await self._deliver(rule, event, list(rule.targets))
         transition = Transition(rule, event, results)
         if self._on_transition is not None:
