@@ -86,6 +86,12 @@ class Rig:
         rid: str = r.json()["data"]["id"]
         return rid
 
+    async def rule(
+        self, name: str, condition: dict[str, Any], targets: list[str], **extra: Any
+    ) -> str:
+        body = {"name": name, "condition": condition, "delivery_targets": targets, **extra}
+        return await self.post("alert-rules", body)
+
     async def targets(self) -> tuple[str, str]:
         hook = await self.post(
             "deliveries",
@@ -136,14 +142,11 @@ def bodies(rx: Receiver, path: str = "/hook") -> list[dict[str, Any]]:
 
 async def test_fires_once_stays_quiet_while_firing_and_resolves(rig: Rig) -> None:
     hook, slack = await rig.targets()
-    rid = await rig.post(
-        "alert-rules",
-        {
-            "name": "Errors",
-            "condition": {"metric": "error_rate", "threshold": 0.5, "window_seconds": 60},
-            "delivery_targets": [hook, slack],
-            "severity": "critical",
-        },
+    rid = await rig.rule(
+        "Errors",
+        {"metric": "error_rate", "threshold": 0.5, "window_seconds": 60},
+        [hook, slack],
+        severity="critical",
     )
     ev = rig.evaluator(on_transition=incidents_hook(book_for(rig.gw.store)))
     await rig.traffic(5, 200)
@@ -205,14 +208,11 @@ async def test_fires_once_stays_quiet_while_firing_and_resolves(rig: Rig) -> Non
 
 async def test_a_rules_test_call_sends_the_alert_it_would_fire(rig: Rig) -> None:
     hook, _ = await rig.targets()
-    rid = await rig.post(
-        "alert-rules",
-        {
-            "name": "High Latency",
-            "condition": {"metric": "latency", "threshold_ms": 3000, "window_seconds": 300},
-            "delivery_targets": [hook],
-            "severity": "high",
-        },
+    rid = await rig.rule(
+        "High Latency",
+        {"metric": "latency", "threshold_ms": 3000, "window_seconds": 300},
+        [hook],
+        severity="high",
     )
     r = await rig.client.post(f"/v1/workspaces/default/alert-rules/{rid}/test", headers=AUTH)
     assert r.status_code == 200 and r.json()["data"]["results"][0]["delivered"] is True
@@ -225,13 +225,8 @@ async def test_a_rules_test_call_sends_the_alert_it_would_fire(rig: Rig) -> None
 
 async def test_latency_p95_and_no_traffic(rig: Rig) -> None:
     hook, _ = await rig.targets()
-    await rig.post(
-        "alert-rules",
-        {
-            "name": "Slow",
-            "condition": {"metric": "latency", "threshold_ms": 1000, "window_seconds": 30},
-            "delivery_targets": [hook],
-        },
+    await rig.rule(
+        "Slow", {"metric": "latency", "threshold_ms": 1000, "window_seconds": 30}, [hook]
     )
     ev = rig.evaluator()
     assert await ev.run_once() == []  # no requests: no latency, no alert
@@ -249,14 +244,7 @@ async def test_latency_p95_and_no_traffic(rig: Rig) -> None:
 
 async def test_one_evaluator_holds_the_lease_and_state_survives_it(rig: Rig) -> None:
     hook, _ = await rig.targets()
-    await rig.post(
-        "alert-rules",
-        {
-            "name": "Busy",
-            "condition": {"metric": "requests", "threshold": 3, "window_seconds": 60},
-            "delivery_targets": [hook],
-        },
-    )
+    await rig.rule("Busy", {"metric": "requests", "threshold": 3, "window_seconds": 60}, [hook])
     await rig.traffic(3)
     config = AlertsConfig(interval_s=1.0)
     a, b = rig.evaluator(config=config), rig.evaluator(config=config)
@@ -275,13 +263,8 @@ async def test_racing_evaluators_send_each_change_once(rig: Rig) -> None:
     """Even when two evaluators both hold the lease (a holder stalled past it), the
     state row's conditional update lets one of them send each change."""
     hook, _ = await rig.targets()
-    await rig.post(
-        "alert-rules",
-        {
-            "name": "Errors",
-            "condition": {"metric": "error_rate", "threshold": 0.5, "window_seconds": 10},
-            "delivery_targets": [hook],
-        },
+    await rig.rule(
+        "Errors", {"metric": "error_rate", "threshold": 0.5, "window_seconds": 10}, [hook]
     )
     # The same owner: both pass the lease check every round, as when one stalled past its
     # lease while the other took it over.
@@ -301,14 +284,7 @@ async def test_racing_evaluators_send_each_change_once(rig: Rig) -> None:
 
 async def test_a_change_whose_sender_died_is_delivered_by_another(rig: Rig) -> None:
     hook, _ = await rig.targets()
-    await rig.post(
-        "alert-rules",
-        {
-            "name": "Busy",
-            "condition": {"metric": "requests", "threshold": 1, "window_seconds": 60},
-            "delivery_targets": [hook],
-        },
-    )
+    await rig.rule("Busy", {"metric": "requests", "threshold": 1, "window_seconds": 60}, [hook])
     await rig.traffic(1)
     store, never = rig.gw.store, asyncio.Event()
 
@@ -359,13 +335,8 @@ async def test_stop_releases_the_lease(rig: Rig) -> None:
 
 async def test_failed_deliveries_are_retried_on_later_rounds(rig: Rig) -> None:
     hook, slack = await rig.targets()
-    await rig.post(
-        "alert-rules",
-        {
-            "name": "Spend",
-            "condition": {"metric": "cost", "threshold": 0.005, "window_seconds": 60},
-            "delivery_targets": [hook, slack],
-        },
+    await rig.rule(
+        "Spend", {"metric": "cost", "threshold": 0.005, "window_seconds": 60}, [hook, slack]
     )
     rig.rx.plan(Reply(503))  # the first message (to the webhook) fails
     ev = rig.evaluator(config=AlertsConfig(max_attempts=3))
@@ -423,13 +394,8 @@ async def test_disabled_rules_are_not_evaluated_and_budget_rules(rig: Rig) -> No
 
 async def test_an_unusable_stored_rule_does_not_silence_the_others(rig: Rig) -> None:
     hook, _ = await rig.targets()
-    good = await rig.post(
-        "alert-rules",
-        {
-            "name": "Busy",
-            "condition": {"metric": "requests", "threshold": 1, "window_seconds": 60},
-            "delivery_targets": [hook],
-        },
+    good = await rig.rule(
+        "Busy", {"metric": "requests", "threshold": 1, "window_seconds": 60}, [hook]
     )
     broken = [  # records the API would refuse, written straight into the store
         ("rule_nocond", {"name": "x"}),
