@@ -5,7 +5,8 @@ bounded.
 Every check schemathesis has runs on each answer: never a 5xx, the status code, content
 type, headers and body as documented, schema-valid input accepted (not 400/422) and
 schema-invalid input refused, authentication enforced.  Workspace paths use the default
-workspace, so calls reach the routes' validation instead of stopping at 404.
+workspace, and half of the other generated ids name an object seeded beforehand, so calls
+reach the routes' validation and the objects instead of stopping at 404.
 
 A few rules JSON Schema cannot state (a date within the last 30 days, an expiry in the
 future, ids that must name existing objects, a regex the Rust engine compiles, from <=
@@ -14,6 +15,7 @@ to) are met by ``valid`` before a schema-valid case is sent; nothing else is adj
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,7 +36,8 @@ from tollhouse.control._validation import parse_time
 from tollhouse.errors import ValidationError
 
 ADMIN = "adm_" + "schemathesis" * 3
-MAX_EXAMPLES = 8
+# Cases per operation and mode; TOLLHOUSE_HYPOTHESIS=explore with more searches further.
+MAX_EXAMPLES = int(os.environ.get("TOLLHOUSE_SCHEMATHESIS_EXAMPLES", "8"))
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -66,6 +69,55 @@ def api(gateway: GatewayProcess) -> Any:
     return schemathesis.openapi.from_url(f"{gateway.base_url}/openapi.json", config=config)
 
 
+@pytest.fixture(scope="module")
+def seeds(gateway: GatewayProcess) -> dict[str, str]:
+    """One object of each kind, so generated calls also reach existing ones: the id for
+    the path segment before a parameter (``deliveries`` -> a delivery target id)."""
+    base, ws = gateway.base_url, f"{gateway.base_url}/v1/workspaces/default"
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+
+    def made(url: str, body: dict[str, Any], key: str = "id") -> str:
+        r = requests.post(url, json=body, headers=headers, timeout=10)
+        assert r.status_code == 201, r.text
+        data = r.json()
+        return str(data.get("data", data)[key])
+
+    hook = {"type": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}}
+    target = made(f"{ws}/deliveries", {"name": "hook", **hook})
+    condition = {"metric": "requests", "threshold": 10}
+    rule = {"name": "r", "condition": condition, "delivery_targets": [target]}
+    failover = {
+        "route_id": "mock-1",
+        "primary_endpoint": "mock",
+        "fallback_endpoints": ["mock2"],
+        "conditions": {"error_rate_threshold": 0.5},
+    }
+    return {
+        "deliveries": target,
+        "alert-rules": made(f"{ws}/alert-rules", rule),
+        "policies": made(f"{ws}/policies", {"name": "p", "keywords": ["secret"]}),
+        "members": made(f"{ws}/members", {"email": "a@example.com", "role": "viewer"}),
+        "api-keys": made(f"{ws}/api-keys", {"name": "k"}),
+        "incidents": made(f"{ws}/incidents", {"title": "t", "severity": "low"}),
+        "failover-policies": made(f"{ws}/failover-policies", failover),
+        "guardrails": made(f"{base}/v1/guardrails", {"name": "g"}),
+        "keys": made(f"{base}/v1/keys", {"name": "v"}, key="hash"),
+        "models": "mock",
+        "{author}": "mock-1",
+    }
+
+
+def aim(case: Any, seeds: dict[str, str]) -> None:
+    """Half of the generated ids (by a property of the generated value, so runs repeat)
+    become the seeded object's id."""
+    parts = case.operation.path.split("/")
+    for i, part in enumerate(parts):
+        name = part.strip("{}")
+        if part.startswith("{") and parts[i - 1] in seeds and name in case.path_parameters:
+            if len(str(case.path_parameters[name])) % 2 == 0:
+                case.path_parameters[name] = seeds[parts[i - 1]]
+
+
 def _seconds(raw: Any) -> float:
     try:
         return parse_time(str(raw), "t")
@@ -73,7 +125,7 @@ def _seconds(raw: Any) -> float:
         return 0.0
 
 
-def valid(case: Any) -> None:
+def valid(case: Any, seeds: dict[str, str]) -> None:
     """Meet the rules the schema cannot state (schema-valid cases only)."""
     op, query, body = case.operation.label, case.query, case.body
     if op == "GET /v1/activity" and query and "date" in query:
@@ -93,12 +145,18 @@ def valid(case: Any) -> None:
         body["delivery_targets"] = []
     if "/policies" in op and body.get("regex") is not None:
         body["regex"] = ["[a-z]+"]
+    if op == "POST /v1/guardrails/{id}/assignments/keys" and "key_hashes" in body:
+        body["key_hashes"] = [seeds["keys"]]
     if op == "POST /v1/workspaces/{workspace}/failover-policies":
         body.update(route_id="mock-1", primary_endpoint="mock", fallback_endpoints=["mock2"])
 
 
 def exercise(
-    op: Any, mode: GenerationMode, session: requests.Session, statuses: set[int]
+    op: Any,
+    mode: GenerationMode,
+    session: requests.Session,
+    statuses: set[int],
+    seeds: dict[str, str],
 ) -> dict[str, str]:
     """Send ``MAX_EXAMPLES`` generated cases of one operation; the failures by kind."""
     fixed = {}
@@ -115,7 +173,8 @@ def exercise(
     )
     def run(case: Any) -> None:
         if mode is GenerationMode.POSITIVE:
-            valid(case)
+            aim(case, seeds)
+            valid(case, seeds)
         try:
             statuses.add(case.call_and_validate(session=session).status_code)
         except (Failure, FailureGroup) as exc:  # collected, reported by the test
@@ -129,14 +188,15 @@ def exercise(
     return failures
 
 
-def test_every_operation(api: Any) -> None:
+def test_every_operation(api: Any, seeds: dict[str, str]) -> None:
     failures: dict[str, str] = {}
     statuses: set[int] = set()
     operations = [result.ok() for result in api.get_all_operations()]
+    operations.sort(key=lambda op: op.method.upper() == "DELETE")  # seeds live until the end
     with requests.Session() as session:
         for op in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                failures.update(exercise(op, mode, session, statuses))
+                failures.update(exercise(op, mode, session, statuses, seeds))
     assert not failures, "\n\n".join(f"{k}: {v}" for k, v in sorted(failures.items()))
     # Every operation ran, and the calls got past validation as well as into it.
     assert len(operations) > 60
