@@ -17,13 +17,12 @@ import fnmatch
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tollhouse import native
 from tollhouse.errors import InvalidRequest, ModelNotAllowed, ModelNotFound, NoProviderKey
-from tollhouse.gateway import Gateway
 from tollhouse.guard.keys import bearer_token
 from tollhouse.guard.limits import Admission
 from tollhouse.guard.sessions import Ticket
@@ -31,6 +30,9 @@ from tollhouse.metrics import METRICS
 from tollhouse.providers import Provider
 from tollhouse.proxy import asgi
 from tollhouse.store.base import KeyRecord, SpendRow
+
+if TYPE_CHECKING:
+    from tollhouse.gateway import Gateway
 
 
 @dataclass(slots=True)
