@@ -147,8 +147,8 @@ class MemoryCounters:
     def __init__(self) -> None:
         self._fixed: dict[str, _Fixed] = {}
         self._sliding: dict[str, _Sliding] = {}
-        # Reservations not settled yet: (time, [(charge index, log, position)]).
-        self._logged: dict[str, tuple[int, list[tuple[int, _Sliding, int]]]] = {}
+        # Reservations not settled yet: (time, per charge (log, position) or None).
+        self._logged: dict[str, tuple[int, list[tuple[_Sliding, int] | None]]] = {}
         self._longest = 0  # the longest sliding window seen (ms)
         self._lock = threading.Lock()
         self._ops = 0
@@ -222,10 +222,13 @@ class MemoryCounters:
             levels: list[int] = []
             resets: list[int] = []
             expiry = now_ms + hold_ms
-            logged: list[tuple[int, _Sliding, int]] = []
-            for i, (c, st) in enumerate(zip(charges, states, strict=True)):
+            # Per charge: (log, position) of a sliding one, None for a fixed one.
+            logged: list[tuple[_Sliding, int] | None] = []
+            any_logged = False
+            for c, st in zip(charges, states, strict=True):
                 if isinstance(st, _Sliding):
-                    logged.append((i, st, st.add(now_ms, c.amount)))
+                    logged.append((st, st.add(now_ms, c.amount)))
+                    any_logged = True
                     levels.append(st.total)
                     resets.append(st.ts[st.head] + st.window - now_ms)
                 else:
@@ -234,9 +237,10 @@ class MemoryCounters:
                         st.expire_at is None or c.expire_at_ms > st.expire_at
                     ):
                         st.expire_at = c.expire_at_ms
+                    logged.append(None)
                     levels.append(st.used + st.held)
                     resets.append(0)
-            if logged:
+            if any_logged:
                 self._logged[rid] = (now_ms, logged)
         return Reservation(rid, charges, levels, resets, now_ms)
 
@@ -251,14 +255,14 @@ class MemoryCounters:
         rid = reservation.id
         out: list[int] = []
         with self._lock:
-            _, logged = self._logged.pop(rid, (0, []))
-            where = {i: (st, pos) for i, st, pos in logged}
+            found = self._logged.pop(rid, None)
+            logged = found[1] if found is not None else None
             for i, (c, actual) in enumerate(zip(reservation.charges, amounts, strict=True)):
                 if c.window_ms:
                     s = self._get_sliding(c, now_ms)
-                    st, pos = where.get(i, (None, 0))
-                    if st is s:  # still the same log (not replaced by another window)
-                        s.settle(pos, actual)
+                    entry = logged[i] if logged is not None else None
+                    if entry is not None and entry[0] is s:  # the same log (not replaced)
+                        s.settle(entry[1], actual)
                     out.append(s.total)
                 else:
                     f = self._get_fixed(c, now_ms)

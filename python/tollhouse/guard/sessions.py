@@ -24,6 +24,7 @@ Config section ``sessions``::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
@@ -125,6 +126,7 @@ class Ticket:
     tokens_index: int | None
 
 
+@functools.lru_cache(maxsize=4096)  # an agent's session sends many requests
 def session_prefix(key_hash: str, session_id: str) -> str:
     digest = hashlib.blake2b(f"{key_hash}\x00{session_id}".encode(), digest_size=12)
     return "session:" + digest.hexdigest()
