@@ -155,6 +155,26 @@ async def test_submit_is_queued_and_flushed(gw: Gw) -> None:
     await log.stop()
 
 
+async def test_stop_past_its_bound_says_what_it_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that cannot take the entries: stop gives up after its bound and logs the
+    loss as an error instead of dropping the queue silently."""
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    await store.open()
+    assert isinstance(store, SqlStore)
+    log = AuditLog(store)
+    await store.close()  # every append now fails (and is retried)
+    for i in range(3):
+        log.submit("admin", "thing.create", {"i": i})
+    with caplog.at_level("ERROR", logger="tollhouse.audit"):
+        await log.stop(timeout=0.2)
+    assert [r.getMessage() for r in caplog.records] == [
+        "audit log stopping: 2 queued entries not appended"
+    ]
+    assert log.appended == 0
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def chain_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":

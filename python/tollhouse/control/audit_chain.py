@@ -232,11 +232,14 @@ class AuditLog:
         """Wait until every submitted entry is appended (or given up on)."""
         await self._queue.join()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Append what is queued (within ``timeout`` s; what is left then is logged as lost)."""
         if self._task is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
+            try:
+                async with asyncio.timeout(timeout):
                     await self.flush()
+            except TimeoutError:
+                log.error("audit log stopping: %d queued entries not appended", self.pending)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
