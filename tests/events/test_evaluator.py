@@ -314,7 +314,9 @@ async def test_a_change_whose_sender_died_is_delivered_by_another(rig: Rig) -> N
     rig.clock[0] += 3  # its lease lapsed: the other one delivers the recorded event
     assert await other.run_once() == []
     (got,) = await rig.rx.wait_for(1)
-    assert orjson.loads(got.body) == orjson.loads(event_json)
+    recorded = orjson.loads(event_json)
+    assert recorded.pop("targets") == [hook]  # kept with the event, not sent
+    assert orjson.loads(got.body) == recorded
     rig.clock[0] += 1
     await other.run_once()
     assert len(rig.rx.requests) == 1
@@ -387,9 +389,86 @@ async def test_disabled_rules_are_not_evaluated_and_budget_rules(rig: Rig) -> No
     assert t.event.data["period"] == "daily" and t.event.data["limit"] == 0.005
     assert seen == [t]
     await rig.client.delete(f"/v1/workspaces/default/alert-rules/{rid}", headers=AUTH)
-    await ev.run_once()
+    (gone,) = await ev.run_once()  # deleted while firing: resolved, then forgotten
+    assert gone.event.data["reason"] == "rule deleted" and seen == [t, gone]
     assert await rig.gw.store._fetch("SELECT state FROM alert_states") == []
-    assert seen == [t]
+    assert await ev.run_once() == [] and seen == [t, gone]
+
+
+async def test_a_rule_disabled_or_deleted_while_firing_resolves_once(rig: Rig) -> None:
+    """Its targets get alert.resolved with the reason, once, and its incident's timeline
+    has it; a deleted rule's targets are the ones it fired to."""
+    hook, slack = await rig.targets()
+    cond = {"metric": "requests", "threshold": 2, "window_seconds": 60}
+    body = {"name": "Busy", "condition": cond, "delivery_targets": [hook], "severity": "high"}
+    a = await rig.post("alert-rules", body)
+    b = await rig.rule("Noisy", cond, [hook, slack])
+    ev = rig.evaluator(on_transition=incidents_hook(book_for(rig.gw.store)))
+    await rig.traffic(3)
+    assert sorted(t.event.type for t in await ev.run_once()) == ["alert.fired"] * 2
+    await rig.rx.wait_for(3)
+    fired = {m["data"]["ruleId"]: m for m in bodies(rig.rx)}
+
+    r = await rig.client.put(
+        f"/v1/workspaces/default/alert-rules/{a}", json={**body, "enabled": False}, headers=AUTH
+    )
+    assert r.status_code == 200, r.text
+    assert await rig.client.delete(f"/v1/workspaces/default/alert-rules/{b}", headers=AUTH)
+    rig.clock[0] += 1
+    done = {t.rule.id: t for t in await ev.run_once()}
+    assert set(done) == {a, b}
+    for rid, reason in ((a, "rule disabled"), (b, "rule deleted")):
+        assert all(res["delivered"] for res in done[rid].results)
+        data = done[rid].event.data
+        assert (data["status"], data["reason"], data["value"]) == ("resolved", reason, None)
+        assert data["summary"] == f"requests: {reason} while firing"
+        assert data["firedEventId"] == fired[rid]["id"] and data["ruleId"] == rid
+    assert done[b].rule.name == "Noisy" and done[b].rule.targets == (hook, slack)
+    await rig.rx.wait_for(6)
+    resolved = [m for m in bodies(rig.rx) if m["event"] == "alert.resolved"]
+    assert sorted(m["data"]["reason"] for m in resolved) == ["rule deleted", "rule disabled"]
+    assert len(bodies(rig.rx, "/slack")) == 2  # b's second target too
+    assert await rig.gw.store._fetch("SELECT * FROM alert_states") == []
+
+    rig.clock[0] += 1  # once: nothing more on later rounds
+    await rig.traffic(3)
+    assert await ev.run_once() == [] and await ev.run_once() == []
+    assert len(rig.rx.requests) == 6
+
+    r = await rig.client.get("/v1/workspaces/default/incidents", headers=AUTH)
+    incidents = {i["source"]["ref"]: i for i in r.json()["data"]}
+    for rid in (a, b):
+        got = await rig.client.get(
+            f"/v1/workspaces/default/incidents/{incidents[rid]['id']}", headers=AUTH
+        )
+        timeline = [(e["kind"], e["data"]["event"]["id"]) for e in got.json()["data"]["timeline"]]
+        assert timeline == [("opened", fired[rid]["id"]), ("alert.resolved", done[rid].event.id)]
+
+
+async def test_a_deleted_rules_undelivered_resolution_is_retried(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    rid = await rig.rule(
+        "Busy", {"metric": "requests", "threshold": 1, "window_seconds": 60}, [hook]
+    )
+    ev = rig.evaluator(config=AlertsConfig(max_attempts=3))
+    await rig.traffic(1)
+    (fired,) = await ev.run_once()
+    await rig.rx.wait_for(1)
+    await rig.client.delete(f"/v1/workspaces/default/alert-rules/{rid}", headers=AUTH)
+    rig.rx.plan(Reply(503))  # the resolution fails the first time
+    rig.clock[0] += 1
+    (gone,) = await ev.run_once()
+    assert [r["delivered"] for r in gone.results] == [False]
+    (row,) = await rig.gw.store._fetch("SELECT state, pending FROM alert_states")
+    assert row == ("ok", f'["{hook}"]')  # kept until delivered
+    rig.clock[0] += 1
+    assert await ev.run_once() == []
+    await rig.rx.wait_for(3)
+    retried = orjson.loads(rig.rx.requests[-1].body)
+    assert (retried["id"], retried["data"]["reason"]) == (gone.event.id, "rule deleted")
+    assert await rig.gw.store._fetch("SELECT * FROM alert_states") == []
+    rig.clock[0] += 1
+    assert await ev.run_once() == [] and len(rig.rx.requests) == 3
 
 
 async def test_an_unusable_stored_rule_does_not_silence_the_others(rig: Rig) -> None:

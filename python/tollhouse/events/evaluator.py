@@ -21,7 +21,10 @@ receiver can de-duplicate), up to ``max_attempts`` attempts; an evaluator that d
 between the change and its first delivery is replaced once a lease has passed.
 
 A rule firing opens (or joins) an incident through the incident book; clearing appends
-``alert.resolved`` to its timeline (``incidents_hook``).
+``alert.resolved`` to its timeline (``incidents_hook``).  A rule disabled or deleted while
+firing resolves the same way, once, with ``reason`` ``rule disabled`` / ``rule deleted``
+(a deleted rule's targets are kept with its stored event); its state is forgotten once
+that message is delivered or given up on.
 
 Rules are workspace resources, but virtual keys and teams do not belong to a workspace:
 every workspace's rule measures the whole gateway's traffic.  Events carry the workspace
@@ -97,6 +100,11 @@ _DELIVERED = (
     "WHERE workspace_id = ? AND rule_id = ? AND event_id = ?"
 )
 _FORGET = "DELETE FROM alert_states WHERE workspace_id = ? AND rule_id = ?"
+# A withdrawn rule's state, once nothing is left to deliver (or to try again).
+_FORGET_DONE = (
+    "DELETE FROM alert_states WHERE workspace_id = ? AND rule_id = ? AND state = 'ok' "
+    "AND (pending = '[]' OR attempts >= ?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,9 +360,14 @@ class AlertEvaluator:
             return []
         self.rounds += 1
         rules = []
+        disabled: dict[tuple[str, str], Rule | None] = {}
         for wid, rid, raw in await self._store._fetch(_RULES):
             body = orjson.loads(raw)
             if not body.get("enabled", True):
+                try:
+                    disabled[wid, rid] = Rule.of(wid, rid, body)
+                except (KeyError, TypeError, ValueError):
+                    disabled[wid, rid] = None
                 continue
             try:
                 rules.append(Rule.of(wid, rid, body))
@@ -374,9 +387,53 @@ class AlertEvaluator:
                 continue
             if t is not None:
                 done.append(t)
-        for wid, rid in states:  # rules deleted or disabled: forget their state
-            await self._store._transaction([(_FORGET, (wid, rid))])
+        for (wid, rid), state in states.items():  # rules deleted or disabled
+            gone = "rule disabled" if (wid, rid) in disabled else "rule deleted"
+            try:
+                t = await self._withdraw(wid, rid, state, disabled.get((wid, rid)), gone, now)
+            except TollhouseError:
+                raise
+            except Exception:
+                log.exception("alert rule %s/%s could not be withdrawn", wid, rid)
+                continue
+            if t is not None:
+                done.append(t)
         return done
+
+    async def _withdraw(
+        self,
+        wid: str,
+        rid: str,
+        state: tuple[Any, ...],
+        rule: Rule | None,
+        reason: str,
+        now: float,
+    ) -> Transition | None:
+        """A rule deleted or disabled.  Firing, it resolves once (``alert.resolved`` with
+        ``reason`` to its targets and on its incident's timeline, as when it clears; a
+        deleted rule's name, condition and targets come from its stored firing); what was
+        not delivered is retried on later rounds as usual; then its state is forgotten."""
+        current, raw_event, pending = state[0], state[1], state[2]
+        stored = orjson.loads(raw_event) if raw_event else None
+        if stored is not None:
+            rule = rule or _stored_rule(wid, rid, stored)
+        transition = None
+        if rule is None:  # nothing to tell anyone: an unusable rule that never fired
+            await self._store._transaction([(_FORGET, (wid, rid))])
+            return None
+        if current == "firing":
+            threshold = float((stored or {}).get("data", {}).get("threshold", 0.0))
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                threshold = threshold_of(rule.condition)
+            text = f"{rule.metric}: {reason} while firing"
+            transition = await self._flip(
+                rule, "firing", None, threshold, {"reason": reason}, now, text=text
+            )
+        elif self._retry_due(state, now):
+            await self._retry(rule, raw_event, orjson.loads(pending))
+        forget = (_FORGET_DONE, (wid, rid, self.config.max_attempts))
+        await self._store._transaction([forget])
+        return transition
 
     async def _evaluate(
         self, rule: Rule, state: tuple[Any, ...] | None, measure: _Measure, now: float
@@ -400,10 +457,13 @@ class AlertEvaluator:
         threshold: float,
         extra: Record,
         now: float,
+        *,
+        text: str | None = None,
     ) -> Transition | None:
         fired = current == "ok"
         status = "firing" if fired else "resolved"
-        data = alert_data(rule, status, value, threshold, summary(rule, value, threshold), extra)
+        text = summary(rule, value, threshold) if text is None else text
+        data = alert_data(rule, status, value, threshold, text, extra)
         if not fired:
             previous = await self._fired_event(rule)
             if previous is not None:
@@ -418,7 +478,8 @@ class AlertEvaluator:
                 now,
                 now,
                 event.id,
-                orjson.dumps(event.payload()).decode(),
+                # the targets too: a rule deleted while firing still tells them it resolved
+                orjson.dumps({**event.payload(), "targets": list(rule.targets)}).decode(),
                 orjson.dumps(list(rule.targets)).decode(),
                 rule.workspace_id,
                 rule.id,
@@ -493,6 +554,28 @@ class AlertEvaluator:
         )
         await self._store._transaction([step])
         return results
+
+
+def _stored_rule(wid: str, rid: str, stored: Record) -> Rule | None:
+    """A deleted rule as its last stored event describes it (``None`` when it cannot)."""
+    data = stored.get("data")
+    if not isinstance(data, dict) or data.get("metric") not in _UNITS:
+        return None
+    metric = str(data["metric"])
+    condition = {
+        "metric": metric,
+        "threshold_ms" if metric == "latency" else "threshold": data.get("threshold"),
+        "window_seconds": data.get("windowSeconds", 300),
+    }
+    targets = stored.get("targets")
+    return Rule(
+        wid,
+        rid,
+        str(data.get("rule", rid)),
+        str(data.get("severity", "medium")),
+        condition,
+        tuple(str(t) for t in targets) if isinstance(targets, list) else (),
+    )
 
 
 class _Measure:
