@@ -6,17 +6,21 @@ re-opening joins it, closing appends to its timeline."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from tests.routing._flaky import Flaky, gateway, provider
+from tests.routing._flaky import Flaky, Gate, gateway, provider
 from tests.support.receiver import Receiver
 
 from tollhouse.control.audit_chain import audit_for
 from tollhouse.control.incidents_book import IncidentBook
+from tollhouse.errors import Unavailable
+from tollhouse.store import SqlStore
+from tollhouse.store._sql import Params, Step
 
 CHAT: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
 ROUTING: dict[str, Any] = {
@@ -137,3 +141,92 @@ async def test_breaker_incident_goes_to_the_failover_policy_workspace(
         assert book is not None
         ((_, ws, kind, ref, route, _, _),) = await incidents(book)
         assert (ws, kind, ref, route) == ("ws-prod", "breaker", "a/m-a", "chat")
+
+
+class Outage(SqlStore):
+    """The gateway's real store behind a switch: its first ``failures`` statements fail as
+    a store that is down does (``Unavailable``), the rest reach the store."""
+
+    def __init__(self, store: SqlStore, failures: int) -> None:
+        self.store, self.failures, self.refused = store, failures, 0
+        self.dialect = store.dialect
+
+    def _gate(self) -> None:
+        if self.refused < self.failures:
+            self.refused += 1
+            raise Unavailable("store unavailable (outage)")
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def _fetch(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        self._gate()
+        return await self.store._fetch(sql, params)
+
+    async def _transaction(self, steps: Sequence[Step]) -> list[int]:
+        self._gate()
+        return await self.store._transaction(steps)
+
+    async def _insert_many(self, batches: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        self._gate()
+        await self.store._insert_many(batches)
+
+
+async def open_breaker_during(
+    g: Gate, a: Flaky, failures: int, delays: tuple[float, ...]
+) -> tuple[IncidentBook, Outage]:
+    """Open deployment a's breaker while the incident book's store is down for
+    ``failures`` statements; the answers are not delayed by it."""
+    book = g.gw.incidents
+    assert book is not None and g.gw.breaker_incidents is not None
+    outage = Outage(book.store, failures)
+    g.gw.breaker_incidents.book = IncidentBook(outage, book.emit)
+    g.gw.breaker_incidents.retry_delays = delays
+    a.always = ("status", 500)
+    for _ in range(3):
+        code, headers, _ = await g.chat(CHAT)
+        assert code == 200 and headers["x-gate-provider"] == "b"
+    assert g.gw.router.board.get("a/m-a").state == "open"
+    return book, outage
+
+
+async def test_a_breaker_incident_is_retried_while_the_store_is_down(
+    tmp_path: Path, ups: tuple[Flaky, Flaky], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = ups
+    caplog.set_level(logging.WARNING, logger="tollhouse.incidents")
+    async with Receiver() as rx, gateway(tmp_path, config(a, b, rx.url)) as g:
+        book, outage = await open_breaker_during(g, a, 3, (0.05, 0.1, 0.2, 0.4, 0.8))
+        ((iid, ws, kind, ref, *_),) = await incidents(book)
+        assert (ws, kind, ref) == ("default", "breaker", "a/m-a") and outage.refused == 3
+        assert await kinds(book, iid) == ["opened"]
+        (hook,) = await rx.wait_for(1)
+        assert orjson.loads(hook.body)["data"]["incident_id"] == iid
+        retries = [r.getMessage() for r in caplog.records if "attempt" in r.getMessage()]
+        assert [m.split(", again")[0] for m in retries] == [
+            f"breaker incident for a/m-a not recorded (attempt {n} of 6" for n in (1, 2, 3)
+        ]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_breaker_incident_is_given_up_after_its_bound(
+    tmp_path: Path, ups: tuple[Flaky, Flaky], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = ups
+    caplog.set_level(logging.WARNING, logger="tollhouse.incidents")
+    async with Receiver() as rx, gateway(tmp_path, config(a, b, rx.url)) as g:
+        book, outage = await open_breaker_during(g, a, 1000, (0.01, 0.02))
+        async with asyncio.timeout(10):
+            while not [r for r in caplog.records if r.levelno >= logging.ERROR]:
+                await asyncio.sleep(0.01)
+        (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert error == (
+            "breaker incident for a/m-a not recorded after 3 attempts: store unavailable (outage)"
+        )
+        assert outage.refused == 3  # bounded: nothing more is tried
+        await asyncio.sleep(0.1)
+        assert outage.refused == 3 and rx.requests == []
+        assert await book.store._fetch("SELECT id FROM incidents") == []

@@ -11,7 +11,8 @@ when no policy names the deployment it goes to the ``default`` workspace, with t
 deployment's first public model as the route.  Several workers seeing the same breaker
 open share one incident (``IncidentBook.open_or_join`` dedupes on the deployment id);
 a breaker closing again appends ``breaker.closed`` to the open incident (a person
-resolves it).
+resolves it).  A store that is down is tried again in that background task after each
+of ``retry_delays`` (about 30 s in all), then given up with an error log.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from tollhouse.control.incidents_book import IncidentBook
+from tollhouse.errors import TollhouseError
 from tollhouse.routing.breaker import Breaker, State
 from tollhouse.routing.router import Router
 
@@ -30,12 +34,20 @@ log = logging.getLogger("tollhouse.incidents")
 DEFAULT_WORKSPACE = "default"
 SEVERITY = "high"
 MAX_PENDING = 256
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # seconds between attempts; then given up
 
 
 class BreakerIncidents:
-    def __init__(self, book: IncidentBook, router: Router) -> None:
+    def __init__(
+        self,
+        book: IncidentBook,
+        router: Router,
+        *,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
         self.book = book
         self.router = router
+        self.retry_delays = retry_delays
         self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self) -> None:
@@ -73,8 +85,11 @@ class BreakerIncidents:
         model = deployment_id.partition("/")[2] or None
         for workspace, route, provider in self.owners(deployment_id):
             title = f"Circuit breaker open: {deployment_id}" + (f" ({route})" if route else "")
-            try:
-                await self.book.open_or_join(
+            await self._record(
+                "breaker incident",
+                deployment_id,
+                partial(
+                    self.book.open_or_join,
                     workspace,
                     source_kind="breaker",
                     source_ref=deployment_id,
@@ -84,22 +99,60 @@ class BreakerIncidents:
                     provider=provider,
                     model=model,
                     event={"type": "breaker.opened", "breaker": snapshot},
-                )
-            except Exception as exc:  # the store may be down: the breaker still works
-                log.warning("breaker incident for %s not recorded: %s", deployment_id, exc)
+                ),
+            )
 
     async def _closed(self, deployment_id: str, snapshot: dict[str, Any]) -> None:
         for workspace, _, _ in self.owners(deployment_id):
-            try:
-                await self.book.append_to_source(
+            await self._record(
+                "breaker close",
+                deployment_id,
+                partial(
+                    self.book.append_to_source,
                     workspace,
                     source_kind="breaker",
                     source_ref=deployment_id,
                     kind="breaker.closed",
                     data={"breaker": snapshot},
-                )
-            except Exception as exc:
-                log.warning("breaker close for %s not recorded: %s", deployment_id, exc)
+                ),
+            )
+
+    async def _record(
+        self, what: str, deployment_id: str, write: Callable[[], Awaitable[object]]
+    ) -> None:
+        """``write`` (in the background task); while the store is down, again after each
+        of ``retry_delays``, then given up with an error.  The breaker works regardless."""
+        attempts = len(self.retry_delays) + 1
+        try:
+            for attempt, delay in enumerate((*self.retry_delays, None), 1):
+                try:
+                    await write()
+                    return
+                except TollhouseError as exc:
+                    if delay is None:
+                        log.error(
+                            "%s for %s not recorded after %d attempts: %s",
+                            what,
+                            deployment_id,
+                            attempts,
+                            exc.message,
+                        )
+                        return
+                    log.warning(
+                        "%s for %s not recorded (attempt %d of %d, again in %g s): %s",
+                        what,
+                        deployment_id,
+                        attempt,
+                        attempts,
+                        delay,
+                        exc.message,
+                    )
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            log.error("%s for %s not recorded: the gateway is stopping", what, deployment_id)
+            raise
+        except Exception:
+            log.exception("%s for %s not recorded", what, deployment_id)
 
     async def stop(self) -> None:
         """Let the scheduled work finish (bounded), then cancel what is left."""
