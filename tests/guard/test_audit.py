@@ -4,6 +4,7 @@ provider: blocking mode (451 for high/critical), async mode (never delays), time
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,15 +13,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from redis.asyncio import Redis
 from starlette.applications import Starlette
-from tests.support.gateway import asgi_request
+from tests.support.gateway import GatewayProcess, asgi_request, write_config
 from tests.support.receiver import Receiver
 
 from tollhouse import control
 from tollhouse.app import App, build_app
 from tollhouse.config import parse_config
 from tollhouse.errors import ConfigError
-from tollhouse.guard.audit import AuditConfig, parse_risk
+from tollhouse.guard.audit import VERDICT_TTL_S, AuditConfig, parse_risk
 from tollhouse.guard.keys import generate_key, hash_key, key_label
 from tollhouse.store import open_store
 from tollhouse.store.base import KeyRecord
@@ -63,30 +65,34 @@ class Env:
             )
 
 
+def audit_config(
+    store: str, verdict: str, latency_ms: int = 0, timeout_s: float = 0.5, **extra: Any
+) -> dict[str, Any]:
+    """A gateway serving ``mock-1`` whose answers the ``judge`` model (a mock answering
+    ``verdict``) audits."""
+    return {
+        "store": store,
+        "admin_key": ADMIN,
+        "providers": {
+            "mock": {"kind": "mock", "options": {"reply": "an answer"}},
+            "auditor": {"kind": "mock", "options": {"reply": verdict, "latency_ms": latency_ms}},
+        },
+        "models": {
+            "mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]},
+            "judge": {"deployments": [{"provider": "auditor", "model": "judge-1"}]},
+        },
+        "audit": {"model": "judge", "timeout_s": timeout_s},
+        **extra,
+    }
+
+
 async def make_env(tmp_path: Path, rx: Receiver, verdict: str, latency_ms: int = 0) -> Env:
     store = f"sqlite:///{tmp_path / 'a.db'}"
-    config = parse_config(
-        {
-            "store": store,
-            "admin_key": ADMIN,
-            "providers": {
-                "mock": {"kind": "mock", "options": {"reply": "an answer"}},
-                "auditor": {
-                    "kind": "mock",
-                    "options": {"reply": verdict, "latency_ms": latency_ms},
-                },
-            },
-            "models": {
-                "mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]},
-                "judge": {"deployments": [{"provider": "auditor", "model": "judge-1"}]},
-            },
-            "audit": {"model": "judge", "timeout_s": 0.5},
-            "webhooks": {
-                "endpoints": [{"url": rx.url, "secret": "whsec_dGVzdC1zZWNyZXQtdmFsdWU="}],
-                "allow_private": ["127.0.0.0/8"],
-            },
-        }
-    )
+    webhooks = {
+        "endpoints": [{"url": rx.url, "secret": "whsec_dGVzdC1zZWNyZXQtdmFsdWU="}],
+        "allow_private": ["127.0.0.0/8"],
+    }
+    config = parse_config(audit_config(store, verdict, latency_ms, webhooks=webhooks))
     keys = {
         "plain": await add_key(store, "plain"),
         "async": await add_key(store, "async", audit="async"),
@@ -170,6 +176,67 @@ async def test_slow_audit_times_out_without_blocking(tmp_path: Path, rx: Receive
         assert (await env.audit(headers["x-gate-audit-id"])).json()["status"] == "error"
     finally:
         await env.app.gw.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def settled(c: httpx.AsyncClient, url: str, token: str = ADMIN) -> dict[str, Any]:
+    """The verdict at ``url`` once it is no longer pending (its writes land in the
+    background: polled, bounded)."""
+    async with asyncio.timeout(15):
+        while True:
+            r = await c.get(url, headers=bearer(token))
+            assert r.status_code in (200, 404), r.text
+            if r.status_code == 200 and r.json()["status"] != "pending":
+                body: dict[str, Any] = r.json()
+                return body
+            await asyncio.sleep(0.05)
+
+
+async def test_with_redis_counters_every_replica_answers_for_an_audit(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Two gateway processes sharing a real Redis: an audit run by one is read on the other
+    (a blocking one and an async one), for its own key and the admin only, and kept in
+    Redis for the verdicts' retention."""
+    store = f"sqlite:///{tmp_path / 'a.db'}"
+    keys = {
+        "plain": await add_key(store, "plain"),
+        "async": await add_key(store, "async", audit="async"),
+        "blocking": await add_key(store, "blocking", audit="blocking"),
+    }
+    verdict = '{"risk": "high", "reason": "unsafe"}'
+    config = audit_config(store, verdict, latency_ms=200, timeout_s=10, counters=redis_url)
+    path = write_config(tmp_path, config)
+    redis = Redis.from_url(redis_url)
+    with GatewayProcess(path, tmp_path) as one, GatewayProcess(path, tmp_path) as two:
+        async with httpx.AsyncClient(timeout=30) as c:
+            chat = f"{one.url}/chat/completions"
+            r = await c.post(chat, json=CHAT, headers=bearer(keys["blocking"]))
+            assert r.status_code == 451 and r.headers["x-gate-audit-risk"] == "high"
+            blocked = r.headers["x-gate-audit-id"]
+            got = await settled(c, f"{two.url}/audits/{blocked}")
+            assert (got["id"], got["status"], got["risk"]) == (blocked, "done", "high")
+            assert (got["passed"], got["reason"], got["mode"]) == (False, "unsafe", "blocking")
+            assert got == (await c.get(f"{one.url}/audits/{blocked}", headers=bearer(ADMIN))).json()
+            mine = await c.get(f"{two.url}/audits/{blocked}", headers=bearer(keys["blocking"]))
+            assert mine.json() == got
+            other = await c.get(f"{two.url}/audits/{blocked}", headers=bearer(keys["plain"]))
+            assert other.status_code == 404  # not its audit
+            unknown = await c.get(f"{two.url}/audits/daudit_1_000000", headers=bearer(ADMIN))
+            assert unknown.status_code == 404
+
+            r = await c.post(chat, json=CHAT, headers=bearer(keys["async"]))
+            assert r.status_code == 200 and "x-gate-audit-risk" not in r.headers
+            later = r.headers["x-gate-audit-id"]
+            got = await settled(c, f"{two.url}/audits/{later}", keys["async"])
+            assert (got["status"], got["risk"], got["mode"]) == ("done", "high", "async")
+
+            for audit_id in (blocked, later):
+                assert 0 < await redis.ttl(f"tollhouse:audit:{audit_id}") <= VERDICT_TTL_S
+    await redis.aclose()
 
 
 def test_parse_risk_and_config() -> None:

@@ -13,8 +13,11 @@ A key turns auditing on with ``metadata["audit"]`` (``async`` | ``blocking``); t
 Async audits run after the response went out and never delay it; blocking audits wait
 and the pipeline replaces a ``high``/``critical`` answer with 451 ``audit_blocked``.
 The audit model answers with a risk word (or ``{"risk": ...}``); an audit that fails or
-times out is recorded as ``error`` and never blocks.  Verdicts are kept in memory
-(bounded), for ``GET /v1/audits/{id}``.
+times out is recorded as ``error`` and never blocks.  Verdicts are kept for
+``GET /v1/audits/{id}`` for ``VERDICT_TTL_S``: in memory (bounded) on the replica that ran
+the audit and, when the counters backend is Redis, in Redis too (``tollhouse:audit:<id>``,
+written in the background when the audit opens and when it ends), so every replica
+answers for it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from tollhouse.errors import ConfigError
+from tollhouse.errors import ConfigError, Unavailable
 from tollhouse.guard.presets import Preset
 from tollhouse.store.base import KeyRecord
 
@@ -40,6 +45,8 @@ BLOCKING_RISKS: Final = frozenset({"high", "critical"})
 FLAG_RISKS: Final = frozenset({"medium", "high", "critical"})
 AUDIT_FIELD: Final = "audit"
 MAX_VERDICTS: Final = 10_000
+VERDICT_TTL_S: Final = 86_400  # how long a verdict can be read back (memory and Redis)
+REDIS_PREFIX: Final = "tollhouse:audit:"
 MAX_TEXT: Final = 20_000
 _RISK_WORD = re.compile(r"\b(critical|high|medium|low)\b")
 
@@ -117,6 +124,24 @@ class Verdict:
             "createdAt": self.created_at,
         }
 
+    def record(self) -> dict[str, Any]:
+        """What is kept in Redis: the public fields and the key it belongs to."""
+        return {**self.public(), "keyHash": self.key_hash}
+
+    @classmethod
+    def of_record(cls, r: dict[str, Any]) -> Verdict:
+        return cls(
+            str(r["id"]),
+            str(r["requestId"]),
+            r.get("keyHash"),
+            str(r["mode"]),
+            str(r["model"]),
+            float(r["createdAt"]),
+            r["status"],
+            r.get("risk"),
+            r.get("reason"),
+        )
+
 
 def new_audit_id(now: float | None = None) -> str:
     return f"daudit_{int(now if now is not None else time.time())}_{os.urandom(3).hex()}"
@@ -138,11 +163,15 @@ def parse_risk(text: str) -> tuple[str | None, str | None]:
 
 
 class Auditor:
-    def __init__(self, config: AuditConfig, ask: AskModel | None = None) -> None:
+    def __init__(
+        self, config: AuditConfig, ask: AskModel | None = None, redis: Redis | None = None
+    ) -> None:
         self.config = config
         self.ask = ask
+        self._redis = redis
         self._verdicts: OrderedDict[str, Verdict] = OrderedDict()
         self._tasks: set[asyncio.Task[Verdict]] = set()
+        self._saving: dict[str, asyncio.Task[None]] = {}  # the last write of each verdict
 
     def mode_for(self, key: KeyRecord | None, preset: Preset, forced: bool) -> Mode | None:
         """How this request is audited (None: not at all)."""
@@ -159,8 +188,46 @@ class Auditor:
             return preset.audit
         return self.config.mode if forced else None
 
-    def get(self, audit_id: str) -> Verdict | None:
-        return self._verdicts.get(audit_id)
+    async def find(self, audit_id: str) -> Verdict | None:
+        """This replica's verdict, else the one kept in Redis (``None`` once expired)."""
+        verdict = self._verdicts.get(audit_id)
+        if verdict is None and self._redis is not None:
+            try:
+                raw = await self._redis.get(REDIS_PREFIX + audit_id)
+            except (RedisError, OSError) as exc:
+                raise Unavailable(f"audit verdicts unavailable ({type(exc).__name__})") from None
+            verdict = None if raw is None else Verdict.of_record(orjson.loads(raw))
+        if verdict is None or verdict.created_at < time.time() - VERDICT_TTL_S:
+            return None
+        return verdict
+
+    def _save(self, verdict: Verdict) -> None:
+        """Write the verdict as it is now to Redis, in the background, after its previous
+        write (so a finished verdict is never overwritten by its pending one)."""
+        if self._redis is None:
+            return
+        body = orjson.dumps(verdict.record())
+        task = asyncio.get_running_loop().create_task(
+            self._write(verdict.id, body, self._saving.get(verdict.id))
+        )
+        self._saving[verdict.id] = task
+
+        def written(t: asyncio.Task[None]) -> None:
+            if self._saving.get(verdict.id) is t:
+                del self._saving[verdict.id]
+
+        task.add_done_callback(written)
+
+    async def _write(self, audit_id: str, body: bytes, after: asyncio.Task[None] | None) -> None:
+        assert self._redis is not None  # noqa: S101
+        if after is not None:
+            await asyncio.wait({after})
+        try:
+            await self._redis.set(REDIS_PREFIX + audit_id, body, ex=VERDICT_TTL_S)
+        except (RedisError, OSError) as exc:  # other replicas will not find it; this one will
+            logging.getLogger("tollhouse.guard").warning(
+                "audit %s not shared through Redis: %s", audit_id, exc
+            )
 
     def open(self, request_id: str, key: KeyRecord | None, mode: str) -> Verdict:
         v = Verdict(
@@ -174,6 +241,7 @@ class Auditor:
         self._verdicts[v.id] = v
         while len(self._verdicts) > MAX_VERDICTS:
             self._verdicts.popitem(last=False)
+        self._save(v)
         return v
 
     async def run(self, verdict: Verdict, prompt: str, answer: str) -> Verdict:
@@ -196,6 +264,7 @@ class Auditor:
         except Exception as exc:  # the audited answer is never failed by its audit
             logging.getLogger("tollhouse.guard").warning("audit %s failed: %s", verdict.id, exc)
             verdict.status = "error"
+        self._save(verdict)
         return verdict
 
     def run_later(
@@ -212,6 +281,10 @@ class Auditor:
         task.add_done_callback(finished)
 
     async def drain(self, timeout: float = 5.0) -> None:
-        """Wait for background audits (shutdown, tests)."""
+        """Wait for background audits and their writes to Redis (shutdown, tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
+        if self._saving:
+            await asyncio.wait(set(self._saving.values()), timeout=max(deadline - loop.time(), 0))

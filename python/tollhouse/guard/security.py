@@ -58,7 +58,8 @@ class Security:
             redaction=RequestRedactor(config.section("redaction")),
             policies=PolicySet.from_config(config.section("policies")),
             sessions=Sessions(counters, limits, fail_mode=config.fail_mode),
-            auditor=Auditor(audit, ask),
+            # with Redis counters, verdicts are kept there too: every replica finds them
+            auditor=Auditor(audit, ask, getattr(counters, "client", None)),
             snapshots=Snapshotter(guard or SSRFGuard()),
         )
 
