@@ -12,7 +12,7 @@ import pytest
 from tests.control._app import Gw
 
 from tollhouse.config import Config
-from tollhouse.control.audit_chain import AuditLog, entry_hash
+from tollhouse.control.audit_chain import AuditLog, audit_for, entry_hash
 from tollhouse.control.audit_log import audit_of, event_type_of
 from tollhouse.events.dispatcher import WebhookDispatcher
 from tollhouse.events.types import BUDGET_ALERT, BUDGET_EXCEEDED, PROVIDER_FAILOVER, Event
@@ -209,18 +209,25 @@ def test_event_types() -> None:
     )
 
 
-async def test_enforcement_events_from_the_gateway(tmp_path: Path) -> None:
+async def test_enforcement_events_from_the_gateway(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Events the gateway emits (budget exceeded, failover) reach the chain, and a gateway
     stopping appends what is still queued."""
     url = f"sqlite:///{tmp_path}/gw.db"
     gw = Gateway.from_config(Config(store=url))
     await gw.start()
+    assert isinstance(gw.store, SqlStore)
+    audit = audit_for(gw.store)
     try:
         gw.events.emit(Event(BUDGET_EXCEEDED, {"limit": 1.0}, key_name="k1"))
         gw.events.emit(Event(PROVIDER_FAILOVER, {"from": "a", "to": "b"}))
         gw.events.emit(Event(BUDGET_ALERT, {"threshold": 0.8}))  # an alert, not enforcement
     finally:
-        await gw.stop()
+        with caplog.at_level("WARNING"):
+            await gw.stop()
+    # what the stop did with the queue (a failure below then says why)
+    assert (audit.appended, audit.dropped, audit.pending) == (2, 0, 0), caplog.text
     store = open_store(url)
     await store.open()
     try:
