@@ -84,7 +84,17 @@ async def test_filters_and_cursor(gw: Gw, client: httpx.AsyncClient, admin: dict
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=101", "limit=x", "from=yesterday", "cursor=abc", "from=20&to=10", "to=-1"],
+    [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "from=yesterday",
+        "cursor=abc",
+        "cursor=" + "9" * 20,
+        "cursor=²",
+        "from=20&to=10",
+        "to=-1",
+    ],
 )
 async def test_bad_queries_are_422(
     client: httpx.AsyncClient, admin: dict[str, str], query: str

@@ -163,6 +163,8 @@ def exercise(
     if op.path.startswith("/v1/workspaces/{"):
         fixed = {op.path.split("{")[1].split("}")[0]: "default"}
     failures: dict[str, str] = {}
+    declared = {p["name"].lower() for p in op.definition.raw.get("parameters", ())}
+    declared.add("authorization")
 
     @given(case=op.as_strategy(mode, path_parameters=fixed))
     @settings(
@@ -175,6 +177,8 @@ def exercise(
         if mode is GenerationMode.POSITIVE:
             aim(case, seeds)
             valid(case, seeds)
+        elif case.headers:  # undeclared headers (content-length: vR) meet Granian, not us
+            case.headers = {k: v for k, v in case.headers.items() if k.lower() in declared}
         try:
             statuses.add(case.call_and_validate(session=session).status_code)
         except (Failure, FailureGroup) as exc:  # collected, reported by the test

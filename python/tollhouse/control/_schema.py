@@ -161,10 +161,12 @@ def query(
 LIMIT = query("limit", integer(1, 100), "page size (default 25)")
 PAGE = (query("page", integer(1, 1_000_000), "1-based page number"), LIMIT)
 # What ``_validation.parse_time`` reads: UNIX seconds, or an ISO 8601 time (naive: UTC).
+SECONDS = r"[0-9]{1,11}(\.[0-9]+)?"  # as text (to the year 5138)
+MAX_UNIX = 253_402_300_799  # as a JSON number: up to 9999-12-31T23:59:59Z
 TIME: Schema = {
     "anyOf": [
         {"type": "string", "format": "date-time"},
-        {"type": "string", "pattern": r"^[0-9]{1,11}(\.[0-9]{1,6})?$"},
+        {"type": "string", "pattern": f"^{SECONDS}$"},
     ]
 }
 TIME_RANGE = (

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 
-from tollhouse.control._schema import Schema
+from tollhouse.control._schema import MAX_UNIX, SECONDS, Schema
 from tollhouse.errors import ValidationError
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
+_SECONDS = re.compile(SECONDS)
 
 
-def parse_time(raw: str, name: str) -> float:
-    """A timestamp given as UNIX seconds or ISO 8601 (naive means UTC)."""
+def parse_time(raw: str | float, name: str) -> float:
+    """A timestamp given as UNIX seconds (a JSON number, or digits in a string) or as
+    ISO 8601 (naive means UTC): what ``_schema.TIME`` documents."""
+    if isinstance(raw, (int, float)):
+        if not math.isfinite(raw) or not 0 <= raw <= MAX_UNIX:
+            raise ValidationError(f"invalid {name}", {name: "out of range"})
+        return float(raw)
+    if _SECONDS.fullmatch(raw):
+        return float(raw)
     try:
-        value = float(raw)
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(
-                f"invalid {name}", {name: "expected an ISO 8601 time or UNIX seconds"}
-            ) from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    if not math.isfinite(value) or value < 0 or value > 253_402_300_799:
-        raise ValidationError(f"invalid {name}", {name: "out of range"})
-    return value
+        raise ValidationError(
+            f"invalid {name}", {name: "expected an ISO 8601 time or UNIX seconds"}
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 def whole(value: Any) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +26,7 @@ from tollhouse.errors import InvalidKey, ValidationError
 from tollhouse.guard.keys import bearer_token
 from tollhouse.store import SqlStore
 
+_CURSOR = re.compile("^[0-9]{1,18}$")
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 
 
@@ -114,7 +116,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         "audit log entries, newest first",
         params=(
             LIMIT,
-            query("cursor", {"type": "string", "pattern": "^[0-9]{1,20}$"}, "nextCursor"),
+            query("cursor", {"type": "string", "pattern": _CURSOR.pattern}, "nextCursor"),
             *TIME_RANGE,
             query("actor"),
             query("eventType"),
@@ -129,10 +131,10 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     async def logs(request: Request) -> Response:
         require_admin(request, gw)
         limit = query_limit(request)
-        cursor = query_str(request, "cursor", max_len=20)
+        cursor = query_str(request, "cursor")
         before: int | None = None
         if cursor is not None:
-            if not cursor.isdigit():
+            if _CURSOR.fullmatch(cursor) is None:  # a sequence number (fits SQL's bigint)
                 raise ValidationError("invalid cursor", {"cursor": "not a cursor from this API"})
             before = int(cursor)
         since, until = query_time(request, "from"), query_time(request, "to")

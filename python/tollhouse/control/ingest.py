@@ -25,7 +25,9 @@ from tollhouse.control._access import principal, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
 from tollhouse.control._http import endpoint, iso, json_object, json_response
 from tollhouse.control._schema import (
+    MAX_UNIX,
     NOT_BLANK,
+    TIME,
     Param,
     Schema,
     envelope,
@@ -39,7 +41,7 @@ from tollhouse.control._validation import Body, parse_time
 from tollhouse.errors import Conflict, ValidationError
 
 _TIME: Schema = {
-    "anyOf": [{"type": "string", "format": "date-time"}, number(0, 253_402_300_799)],
+    "anyOf": [*TIME["anyOf"], number(0, MAX_UNIX)],
     "description": "ISO 8601 time or UNIX seconds",
 }
 _ATTRIBUTES: Schema = {"type": "object", "description": "free-form"}
@@ -124,7 +126,7 @@ def _timestamp(body: Body, data: dict[str, Any], *, required: bool) -> float | N
         body.errors["timestamp"] = "an ISO 8601 time or UNIX seconds"
         return None
     try:
-        return parse_time(str(raw), "timestamp")
+        return parse_time(raw, "timestamp")
     except ValidationError as exc:
         body.errors.update(exc.fields)
         return None
