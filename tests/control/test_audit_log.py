@@ -12,6 +12,7 @@ import pytest
 from tests.control._app import Gw
 
 from tollhouse.config import Config
+from tollhouse.control._access import ROLES
 from tollhouse.control.audit_chain import AuditLog, audit_for, entry_hash
 from tollhouse.control.audit_log import audit_of, event_type_of
 from tollhouse.events.dispatcher import WebhookDispatcher
@@ -53,6 +54,70 @@ async def test_auth(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     key = (await client.post("/v1/keys", json={"name": "k"}, headers=admin)).json()["key"]
     r = await client.get("/v1/audit/logs", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 401
+
+
+async def wk(
+    client: httpx.AsyncClient, admin: dict[str, str], ws: str, role: str
+) -> dict[str, str]:
+    r = await client.post(
+        f"/v1/workspaces/{ws}/api-keys", json={"name": role, "role": role}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['key']}"}
+
+
+async def test_workspace_keys_read_their_own_workspace(
+    gw: Gw, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    other = (await client.post("/v1/workspaces", json={"name": "B"}, headers=admin)).json()
+    ws_b = other["data"]["id"]
+    keys = {role: await wk(client, admin, "default", role) for role in ROLES}
+    b_admin = await wk(client, admin, ws_b, "admin")
+    assert (await client.post("/v1/keys", json={"name": "global"}, headers=admin)).is_success
+    # ingest names no workspace: filed under the calling key's own
+    ingest = {**keys["member"], "Idempotency-Key": "i-1"}
+    body = {"route_id": "r", "event_id": "e1", "timestamp": "2026-11-23T10:00:00Z"}
+    assert (await client.post("/v1/ingest/runtime", json=body, headers=ingest)).status_code == 202
+    await audit_of(gw).flush()
+
+    everything = (await client.get("/v1/audit/logs", headers=admin)).json()["entries"]
+    by_ws: dict[str | None, list[str]] = {}
+    for e in everything:
+        by_ws.setdefault(e["workspaceId"], []).append(e["id"])
+    assert set(by_ws) == {None, "default", ws_b}  # workspaces.create and keys.create: None
+    ingested = [e for e in everything if e["eventType"] == "ingest.runtime.create"]
+    assert [e["workspaceId"] for e in ingested] == ["default"]
+    assert ingested[0]["actor"].startswith("apikey:")
+
+    for role in ("owner", "admin"):
+        for query in ("", "?workspaceId=default"):
+            r = await client.get(f"/v1/audit/logs{query}", headers=keys[role])
+            assert r.status_code == 200, (role, query, r.text)
+            assert [e["id"] for e in r.json()["entries"]] == by_ws["default"]
+        # filters still apply within the workspace
+        r = await client.get("/v1/audit/logs?eventType=ingest.runtime.create", headers=keys[role])
+        assert [e["id"] for e in r.json()["entries"]] == [ingested[0]["id"]]
+        for query in (f"?workspaceId={ws_b}", "?workspaceId=nope"):
+            r = await client.get(f"/v1/audit/logs{query}", headers=keys[role])
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", query
+    r = await client.get("/v1/audit/logs", headers=b_admin)
+    assert [e["id"] for e in r.json()["entries"]] == by_ws[ws_b]
+    assert (
+        await client.get("/v1/audit/logs?workspaceId=default", headers=b_admin)
+    ).status_code == 403
+    # members and viewers do not read the log; the admin key filters any workspace
+    for role in ("member", "viewer"):
+        for query in ("", "?workspaceId=default"):
+            r = await client.get(f"/v1/audit/logs{query}", headers=keys[role])
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = await client.get(f"/v1/audit/logs?workspaceId={ws_b}", headers=admin)
+    assert [e["id"] for e in r.json()["entries"]] == by_ws[ws_b]
+    # the chain is verified whole, by the admin key only
+    for headers in (*keys.values(), b_admin):
+        r = await client.get("/v1/audit/verify", headers=headers)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = await client.get("/v1/audit/verify", headers=admin)
+    assert r.json() == {"valid": True, "checkedCount": len(everything)}
 
 
 async def test_filters_and_cursor(gw: Gw, client: httpx.AsyncClient, admin: dict[str, str]) -> None:

@@ -76,7 +76,8 @@ async def workspace_exists(gw: ControlGateway, workspace_id: str) -> bool:
 async def require_role(
     request: Request, gw: ControlGateway, workspace_id: str, least: Role
 ) -> Principal:
-    """The caller if it holds at least ``least`` in the workspace: else 401/403/404."""
+    """The caller if it holds at least ``least`` in the workspace: else 401/403/404.  The
+    workspace is noted on the request: the audit log files the change under it."""
     p = await principal(request, gw)
     role = p.role_in(workspace_id)
     if role is None:
@@ -85,6 +86,7 @@ async def require_role(
         raise NotFound(f"workspace {workspace_id!r} not found")
     if RANK[role] < RANK[least]:
         raise Forbidden(f"the {role} role may not do this (needs {least} or above)")
+    request.state.workspace_id = workspace_id
     return p
 
 

@@ -3,7 +3,19 @@
 Every successful control-plane change (a 2xx answer to POST/PUT/PATCH/DELETE on any
 control route) is recorded by ``audited``, which wraps the route's ASGI app and queues the
 entry after the response is sent: the request never waits on the log.  Request bodies are
-not recorded (they may carry secrets); the route, path parameters and status are.
+not recorded (they may carry secrets); the route, path parameters and status are.  A
+change is filed under the workspace it was made in: the one ``require_role`` checked the
+caller against (ingest's ``?workspace=``, a workspace key's own), else a
+``/v1/workspaces/{id}/…`` path's ``id``.  Gateway enforcement events and admin-wide changes
+(virtual keys, guardrails, creating a workspace) carry no workspace.
+
+Who reads: the admin key reads every entry (``workspaceId=`` filters); a workspace key
+(``wk_…``) of an owner or admin reads its own workspace's entries only (``workspaceId=`` of
+another workspace is 403, as on the workspace routes); members and viewers are 403 (the
+seeds name no audit role, so the log is kept to those who manage the workspace).
+``/v1/audit/verify`` stays with the admin key: it walks the whole chain, and a chain
+check over one workspace's entries would prove nothing (each hash links to the previous
+entry of any workspace).
 """
 
 from __future__ import annotations
@@ -17,12 +29,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tollhouse.control._access import principal, require_role
 from tollhouse.control._auth import ControlGateway, is_admin, require_admin
 from tollhouse.control._http import endpoint, json_response
 from tollhouse.control._schema import ADMIN, ANY_OBJECT, LIMIT, TIME_RANGE, array, obj, query, spec
 from tollhouse.control._validation import query_limit, query_str, query_time
 from tollhouse.control.audit_chain import AuditLog, audit_for
-from tollhouse.errors import InvalidKey, ValidationError
+from tollhouse.errors import Forbidden, InvalidKey, ValidationError
 from tollhouse.guard.keys import bearer_token
 from tollhouse.store import SqlStore
 
@@ -61,6 +74,15 @@ def event_type_of(method: str, template: str) -> str:
     return ".".join([*parts, _VERBS.get(method, method.lower())])
 
 
+def workspace_of(request: Request, template: str, params: dict[str, str]) -> str | None:
+    """The workspace a change was made in: the one its role was checked in, else a
+    ``/v1/workspaces/{id}/…`` path's ``id``; None for a change outside any workspace."""
+    noted = request.scope.get("state", {}).get("workspace_id")
+    if isinstance(noted, str):
+        return noted
+    return params.get("id") if template.startswith("/v1/workspaces/") else None
+
+
 def audited(app: ASGIApp, template: str, gw: ControlGateway) -> ASGIApp:
     """Wrap a control route's app so each successful change is queued for the log."""
 
@@ -91,7 +113,7 @@ def audited(app: ASGIApp, template: str, gw: ControlGateway) -> ASGIApp:
                     "params": params,
                     "status": status,
                 },
-                workspace_id=params.get("id") if template.startswith("/v1/workspaces/") else None,
+                workspace_id=workspace_of(request, template, params),
             )
 
     return wrapper
@@ -113,7 +135,9 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
 
     @endpoint
     @spec(
-        "audit log entries, newest first",
+        "audit log entries, newest first: every entry for the admin key, the key's own"
+        " workspace's for a workspace key of an owner or admin (403 for another workspace"
+        " or a lower role)",
         params=(
             LIMIT,
             query("cursor", {"type": "string", "pattern": _CURSOR.pattern}, "nextCursor"),
@@ -126,10 +150,15 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
             {"entries": array(ANY_OBJECT), "nextCursor": {"type": ["string", "null"]}},
             ["entries", "nextCursor"],
         ),
-        auth=ADMIN,
     )
     async def logs(request: Request) -> Response:
-        require_admin(request, gw)
+        """The admin key reads (and filters) every workspace; a workspace key of an owner
+        or admin its own only (another ``workspaceId`` 403); members and viewers 403."""
+        caller = await principal(request, gw)
+        workspace_id = query_str(request, "workspaceId")
+        if caller.workspace_id is not None:  # a workspace key: its own workspace, admin+
+            await require_role(request, gw, workspace_id or caller.workspace_id, "admin")
+            workspace_id = caller.workspace_id
         limit = query_limit(request)
         cursor = query_str(request, "cursor")
         before: int | None = None
@@ -149,7 +178,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
             event_type=query_str(request, "eventType"),
             since=since,
             until=until,
-            workspace_id=query_str(request, "workspaceId"),
+            workspace_id=workspace_id,
             before_seq=before,
             limit=limit,
         )
@@ -164,13 +193,19 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
 
     @endpoint
     @spec(
-        "check the whole hash chain",
+        "check the whole hash chain (admin key: the chain links every workspace's"
+        " entries, so it is only checked whole)",
         response=obj(
             {"valid": {"type": "boolean"}, "checkedCount": {"type": "integer"}}, closed=False
         ),
         auth=ADMIN,
     )
     async def verify(request: Request) -> Response:
+        """The whole chain, admin key only: each hash covers the previous entry of any
+        workspace, so a check over one workspace's entries (a filtered subset) would be
+        meaningless; a workspace key is 403."""
+        if (await principal(request, gw)).workspace_id is not None:
+            raise Forbidden("the chain is checked whole, across workspaces: the admin key only")
         require_admin(request, gw)
         return json_response(await audit_of(gw).verify())
 
