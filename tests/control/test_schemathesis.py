@@ -58,11 +58,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 
 
 @pytest.fixture(scope="module")
-def api(gateway: GatewayProcess) -> Any:
+def api(gateway: GatewayProcess, seeds: dict[str, str]) -> Any:
+    """The document, with the admin key (and the seeded virtual key where only a virtual
+    key will do: ``GET /v1/key``)."""
+    auth = {"adminKey": {"bearer": ADMIN}, "virtualKey": {"bearer": seeds["virtual key"]}}
     config = SchemathesisConfig.from_dict(
         {
             "base-url": gateway.base_url,
-            "auth": {"openapi": {"adminKey": {"bearer": ADMIN}}},
+            "auth": {"openapi": auth},
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
         }
     )
@@ -80,7 +83,7 @@ def seeds(gateway: GatewayProcess) -> dict[str, str]:
         r = requests.post(url, json=body, headers=headers, timeout=10)
         assert r.status_code == 201, r.text
         data = r.json()
-        return str(data.get("data", data)[key])
+        return str(data[key] if key in data else data.get("data", data)[key])
 
     hook = {"type": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}}
     target = made(f"{ws}/deliveries", {"name": "hook", **hook})
@@ -102,6 +105,7 @@ def seeds(gateway: GatewayProcess) -> dict[str, str]:
         "failover-policies": made(f"{ws}/failover-policies", failover),
         "guardrails": made(f"{base}/v1/guardrails", {"name": "g"}),
         "keys": made(f"{base}/v1/keys", {"name": "v"}, key="hash"),
+        "virtual key": made(f"{base}/v1/keys", {"name": "caller"}, key="key"),
         "models": "mock",
         "{author}": "mock-1",
     }
