@@ -145,6 +145,8 @@ def valid(case: Any, seeds: dict[str, str]) -> None:
     if op.endswith("/v1/keys") or op.endswith("/v1/keys/{hash}"):
         if body.get("expires_at") is not None:
             body["expires_at"] = "2099-01-01T00:00:00Z"
+        if "workspace_id" in body:  # must name an existing workspace
+            body["workspace_id"] = "default"
     if "/alert-rules" in op and "delivery_targets" in body:
         body["delivery_targets"] = []
     if "/policies" in op and body.get("regex") is not None:
