@@ -97,7 +97,7 @@ async def main(url: str, rows: int) -> None:
     windows = []
     for _ in range(7):
         t = time.perf_counter()
-        await window_stats(store, now - 300, now)
+        await window_stats(store, "default", now - 300, now)
         windows.append((time.perf_counter() - t) * 1000)
     await store.close()
     print(f"store {store.dialect}, {rows} spend rows in 300 s, 30 rules (3 windows)")

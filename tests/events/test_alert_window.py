@@ -116,7 +116,7 @@ async def test_window_stats_match_the_reference(store: SqlStore) -> None:
         latencies = [
             r.ttft_ms if r.streamed and r.ttft_ms is not None else r.latency_ms for r in answered
         ]
-        got = await window_stats(store, since, NOW)
+        got = await window_stats(store, "default", since, NOW)
         assert got.requests == len(inside)
         assert got.cancelled == len(inside) - len(answered)
         assert got.errors == sum(1 for r in answered if not 200 <= r.status < 300)
@@ -128,17 +128,17 @@ async def test_window_stats_match_the_reference(store: SqlStore) -> None:
 
 async def test_an_empty_window_has_no_latency_or_error_rate(store: SqlStore) -> None:
     await store.insert_spend([row(NOW - 100, status=500, latency_ms=9000.0)])
-    got = await window_stats(store, NOW - 50, NOW)
+    got = await window_stats(store, "default", NOW - 50, NOW)
     assert got == WindowStats()
-    older = await window_stats(store, NOW - 200, NOW)
+    older = await window_stats(store, "default", NOW - 200, NOW)
     assert older.requests == 1 and older.error_rate == 1.0
     await store.insert_spend([row(NOW - 10, status=499, cancelled=True, latency_ms=1.0)])
-    recent = await window_stats(store, NOW - 20, NOW)
+    recent = await window_stats(store, "default", NOW - 20, NOW)
     assert recent.requests == 1 and recent.error_rate is None and recent.latency_ms is None
 
 
 async def test_budget_use_is_the_most_used_key_in_its_window(store: SqlStore) -> None:
-    assert await budget_use(store, NOW) is None
+    assert await budget_use(store, "default", NOW) is None
     now = time.time()
 
     def key(h: str, limit: int | None, reset: str | None) -> KeyRecord:
@@ -163,7 +163,7 @@ async def test_budget_use_is_the_most_used_key_in_its_window(store: SqlStore) ->
             SpendRow(f"c1-{now}", "c", "m", "p", "m", now - 1, cost_micros=99_000_000),
         ]
     )
-    use = await budget_use(store, now)
+    use = await budget_use(store, "default", now)
     assert use is not None
     # a: 6 of 10 today (yesterday's 9 are another window); b: 2 of 4 all time; c: no limit
     assert (use.key_name, use.fraction, use.period) == ("name-a", 0.6, "daily")

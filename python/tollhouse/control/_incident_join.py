@@ -10,9 +10,10 @@ before an outage is the usual suspect) to its resolution (or now).  Within it:
   incident naming neither route nor provider, e.g. a cost alert, joins them all);
 - ``failover_actions``: ``provider.failover`` events of the workspace's failover
   policies (on the incident's route, when it has one);
-- ``policy_violations``: ``policy.blocked`` events whose rule is one of the workspace's
-  policies (config rules and redaction blocks belong to ``default``), on the incident's
-  route when both name a model.
+- ``policy_violations``: ``policy.blocked`` events of the workspace's traffic (the audit
+  entry's workspace: the blocked request's virtual key's); entries recorded before keys
+  had workspaces go by their rule (one of the workspace's policies; config rules and
+  redaction blocks belong to ``default``); on the incident's route when both name a model.
 
 Joining on read keeps the ingest path and the data plane free of incident lookups, and
 an event ingested by any replica joins every incident it matches.  Enforcement events are
@@ -98,7 +99,8 @@ async def join(store: SqlStore, incident: Incident) -> Joined:
         owner_of = {str(r[0]): str(r[1]) for r in rows}
         for e in blocks:
             data = e.payload.get("data") or {}
-            if owner_of.get(str(data.get("ruleId")), "default") != incident.workspace_id:
+            owner = e.workspace_id or owner_of.get(str(data.get("ruleId")), "default")
+            if owner != incident.workspace_id:
                 continue
             model = data.get("model")
             if (

@@ -226,7 +226,7 @@ class AuditLog:
                 "keyName": event.key_name,
                 "data": event.data,
             }
-            self.submit("gateway", event.type, payload)
+            self.submit("gateway", event.type, payload, workspace_id=event.workspace_id)
 
     async def flush(self) -> None:
         """Wait until every submitted entry is appended (or given up on)."""

@@ -6,8 +6,10 @@ entry after the response is sent: the request never waits on the log.  Request b
 not recorded (they may carry secrets); the route, path parameters and status are.  A
 change is filed under the workspace it was made in: the one ``require_role`` checked the
 caller against (ingest's ``?workspace=``, a workspace key's own), else a
-``/v1/workspaces/{id}/…`` path's ``id``.  Gateway enforcement events and admin-wide changes
-(virtual keys, guardrails, creating a workspace) carry no workspace.
+``/v1/workspaces/{id}/…`` path's ``id``.  Gateway enforcement events (budget exceeded,
+policy blocks, killed sessions, failovers) are filed under the workspace of the virtual key
+that caused them (a failover under its policy's); admin-wide changes (virtual keys,
+guardrails, creating a workspace) carry no workspace.
 
 Who reads: the admin key reads every entry (``workspaceId=`` filters); a workspace key
 (``wk_…``) of an owner or admin reads its own workspace's entries only (``workspaceId=`` of

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tollhouse import native
+from tollhouse.control._access import workspace_exists
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control._http import (
     MAX_QUERY_INT,
@@ -77,10 +78,17 @@ FIELDS: dict[str, Schema] = {
     "metadata": {"type": ["object", "null"], "maxProperties": 16, "description": "<= 4096 bytes"},
     "disabled": boolean(),
 }
-# OpenRouter's fields (name, limit, limit_reset, include_byok_in_limit, expires_at), ours.
-CREATE_FIELDS = frozenset(FIELDS)
-PATCH_FIELDS = CREATE_FIELDS
-CREATE = obj(FIELDS, ["name"])
+_WORKSPACE: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 128,
+    "description": "the workspace the key and its traffic belong to (must exist; 'default')",
+}
+# OpenRouter's fields (name, limit, limit_reset, include_byok_in_limit, expires_at), ours;
+# the workspace is chosen when the key is made and does not move.
+PATCH_FIELDS = frozenset(FIELDS)
+CREATE_FIELDS = PATCH_FIELDS | {"workspace_id"}
+CREATE = obj({**FIELDS, "workspace_id": _WORKSPACE}, ["name"])
 PATCH = obj(FIELDS)
 KEY: Schema = obj(
     {
@@ -94,8 +102,9 @@ KEY: Schema = obj(
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
         "expires_at": TIMESTAMP,
+        "workspace_id": {"type": "string"},
     },
-    ["hash", "name", "label", "disabled"],
+    ["hash", "name", "label", "disabled", "workspace_id"],
     closed=False,
 )
 PAGE_PARAMS: tuple[Param, ...] = (
@@ -215,6 +224,11 @@ def parse_key_fields(data: Mapping[str, Any], *, create: bool) -> dict[str, Any]
                 problem = "must be a non-empty string of at most 128 characters, or null"
             else:
                 out["team"] = value
+        elif field == "workspace_id":
+            if not isinstance(value, str) or not value or len(value) > 128:
+                problem = "must be a workspace id (a non-empty string of at most 128 characters)"
+            else:
+                out["workspace_id"] = value
         elif field == "metadata":
             if value is None:
                 out["metadata"] = {}
@@ -250,6 +264,7 @@ async def issue_key(store: Store, fields: Mapping[str, Any]) -> tuple[str, KeyRe
         team=fields.get("team"),
         expires_at=fields.get("expires_at"),
         metadata=dict(fields.get("metadata") or {}),
+        workspace_id=fields.get("workspace_id", "default"),
     )
     await store.create_key(record)
     return raw, record
@@ -324,6 +339,7 @@ def key_json(record: KeyRecord, usage: Sequence[int]) -> dict[str, Any]:
         "models": None if record.models is None else list(record.models),
         "team": record.team,
         "metadata": record.metadata,
+        "workspace_id": record.workspace_id,
     }
 
 
@@ -369,6 +385,11 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     async def create_key(request: Request) -> Response:
         require_admin(request, gw)
         fields = parse_key_fields(await json_object(request), create=True)
+        workspace_id = fields.get("workspace_id")
+        if workspace_id is not None and not await workspace_exists(gw, workspace_id):
+            raise ValidationError(
+                "invalid key fields: workspace_id", {"workspace_id": "no such workspace"}
+            )
         raw, record = await issue_key(gw.store, fields)
         await gw.keys.refresh()
         return json_response({"data": await _one(record), "key": raw}, status=201)

@@ -1,5 +1,11 @@
-"""What an alert rule measures: the gateway's numbers over a rule's window, from the
+"""What an alert rule measures: its workspace's numbers over the rule's window, from the
 spend rows every worker and replica writes to the shared store.
+
+A rule sees the traffic of its own workspace's virtual keys only: each spend row carries
+the workspace of the key that made it (``keys.workspace_id``, migration 0010).  The
+``default`` workspace is no exception: it sees the rows of keys in ``default`` (every key
+made without a ``workspace_id``), not the whole gateway's, so no workspace's owner reads
+another's traffic.
 
 Every metric is read over ``[now - window_seconds, now)`` by ``created_at`` (when the
 request arrived); rows reach the store within the spend writer's flush interval (0.2 s).
@@ -11,7 +17,7 @@ request arrived); rows reach the store within the spend writer's flush interval 
   answer: the whole request when not streamed, the time to the first token when
   streamed (a long stream is not a slow one).  Abandoned requests are left out.
 - ``cost``: USD spent in the window; ``tokens``: prompt + completion tokens.
-- ``budget``: the largest fraction of a virtual key's spend limit used in the key's
+- ``budget``: the largest fraction of a (workspace's) virtual key's spend limit used in the key's
   current reset window (daily / weekly / monthly / all time); ``window_seconds`` does not
   apply, the budget's own window does.
 
@@ -38,19 +44,19 @@ _COUNTS = (
     "COALESCE(SUM(CASE WHEN cancelled THEN 1 ELSE 0 END), 0), "
     "COALESCE(SUM(cost_micros), 0), "
     "COALESCE(SUM(prompt_tokens + completion_tokens), 0) "
-    "FROM spend WHERE created_at >= ? AND created_at < ?"
+    "FROM spend WHERE workspace_id = ? AND created_at >= ? AND created_at < ?"
 )
 _ANSWER_MS = "COALESCE(CASE WHEN streamed THEN ttft_ms END, latency_ms)"
 _NTH_LATENCY = (
     f"SELECT {_ANSWER_MS} AS answer_ms FROM spend "  # noqa: S608 - constant
-    "WHERE created_at >= ? AND created_at < ? AND NOT cancelled "
+    "WHERE workspace_id = ? AND created_at >= ? AND created_at < ? AND NOT cancelled "
     "ORDER BY answer_ms DESC LIMIT 1 OFFSET ?"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class WindowStats:
-    """The gateway's totals over one window."""
+    """One workspace's totals over one window."""
 
     requests: int = 0
     errors: int = 0
@@ -81,15 +87,17 @@ def quantile(values: list[float], q: float = LATENCY_QUANTILE) -> float:
     return sorted(values)[nearest_rank(len(values), q) - 1]
 
 
-async def window_stats(store: SqlStore, since: float, until: float) -> WindowStats:
-    rows = await store._fetch(_COUNTS, (since, until))
+async def window_stats(
+    store: SqlStore, workspace_id: str, since: float, until: float
+) -> WindowStats:
+    rows = await store._fetch(_COUNTS, (workspace_id, since, until))
     requests, errors, cancelled, cost, tokens = (int(v) for v in rows[0])
     latency = None
     answered = requests - cancelled
     if answered > 0:
         # Counted from the top: the sort keeps only the slowest 5 % (+1) of the rows.
         offset = answered - nearest_rank(answered)
-        nth = await store._fetch(_NTH_LATENCY, (since, until, offset))
+        nth = await store._fetch(_NTH_LATENCY, (workspace_id, since, until, offset))
         if nth and nth[0][0] is not None:
             latency = float(nth[0][0])
     return WindowStats(requests, errors, cancelled, cost, tokens, latency)
@@ -129,10 +137,14 @@ class BudgetUse:
     period: str | None
 
 
-async def budget_use(store: SqlStore, now: float) -> BudgetUse | None:
-    """The virtual key with the largest share of its spend limit used in its current
-    reset window (None: no key has a limit)."""
-    keys = [k for k in await store.all_keys() if k.limit_micros and not k.disabled]
+async def budget_use(store: SqlStore, workspace_id: str, now: float) -> BudgetUse | None:
+    """The workspace's virtual key with the largest share of its spend limit used in its
+    current reset window (None: no key of the workspace has a limit)."""
+    keys = [
+        k
+        for k in await store.all_keys()
+        if k.limit_micros and not k.disabled and k.workspace_id == workspace_id
+    ]
     if not keys:
         return None
     periods: list[Any] = ["daily", "weekly", "monthly", None]

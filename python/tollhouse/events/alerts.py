@@ -98,6 +98,7 @@ class OnceTracker:
         period: str | None = "daily",
         team_id: str | None = None,
         key_name: str | None = None,
+        workspace_id: str | None = None,
     ) -> list[Event]:
         """The events newly due for this observation (also passed to ``emit``)."""
         if limit_micros <= 0:
@@ -123,7 +124,9 @@ class OnceTracker:
                 data["period"] = period
             if period == "daily":
                 data["dailyLimit"] = usd(limit_micros)
-            event = Event(type=kind, data=data, team_id=team_id, key_name=key_name)
+            event = Event(
+                type=kind, data=data, team_id=team_id, key_name=key_name, workspace_id=workspace_id
+            )
             events.append(event)
             if self._emit is not None:
                 self._emit(event)

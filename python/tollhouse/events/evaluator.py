@@ -26,9 +26,10 @@ firing resolves the same way, once, with ``reason`` ``rule disabled`` / ``rule d
 (a deleted rule's targets are kept with its stored event); its state is forgotten once
 that message is delivered or given up on.
 
-Rules are workspace resources, but virtual keys and teams do not belong to a workspace:
-every workspace's rule measures the whole gateway's traffic.  Events carry the workspace
-id as ``teamId`` (as the rule's ``test`` call does).
+Rules are workspace resources and measure their own workspace's traffic: the spend rows
+of the workspace's virtual keys (``default`` sees its own keys', not everyone's; see
+``alert_window``).  Events carry the workspace id as ``teamId`` (as the rule's ``test``
+call does).
 """
 
 from __future__ import annotations
@@ -579,21 +580,21 @@ def _stored_rule(wid: str, rid: str, stored: Record) -> Rule | None:
 
 
 class _Measure:
-    """A round's numbers, each window queried once however many rules share it."""
+    """A round's numbers, each (workspace, window) queried once however many rules share
+    it."""
 
     def __init__(self, store: SqlStore, now: float) -> None:
         self._store = store
         self._now = now
-        self._windows: dict[int, WindowStats] = {}
-        self._budget: BudgetUse | None = None
-        self._budget_read = False
+        self._windows: dict[tuple[str, int], WindowStats] = {}
+        self._budgets: dict[str, BudgetUse | None] = {}
 
     async def value(self, rule: Rule) -> tuple[float | None, Record]:
+        wid = rule.workspace_id
         if rule.metric == "budget":
-            if not self._budget_read:
-                self._budget = await budget_use(self._store, self._now)
-                self._budget_read = True
-            use = self._budget
+            if wid not in self._budgets:
+                self._budgets[wid] = await budget_use(self._store, wid, self._now)
+            use = self._budgets[wid]
             if use is None:
                 return None, {}
             return use.fraction, {
@@ -602,8 +603,8 @@ class _Measure:
                 "currentSpend": usd(use.spent_micros),
                 "limit": usd(use.limit_micros),
             }
-        stats = self._windows.get(rule.window_s)
+        stats = self._windows.get((wid, rule.window_s))
         if stats is None:
-            stats = await window_stats(self._store, self._now - rule.window_s, self._now)
-            self._windows[rule.window_s] = stats
+            stats = await window_stats(self._store, wid, self._now - rule.window_s, self._now)
+            self._windows[wid, rule.window_s] = stats
         return metric_value(rule.metric, stats), {"requests": stats.requests}

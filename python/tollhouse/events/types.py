@@ -68,6 +68,9 @@ class Event:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     team_id: str | None = None
     key_name: str | None = None
+    # The workspace of the virtual key (or failover policy) that caused it: the audit log
+    # files enforcement events under it.  Not part of the webhook payload.
+    workspace_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:

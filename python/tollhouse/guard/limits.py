@@ -470,7 +470,7 @@ class Limiter:
         if budget.metric != "cost":
             return
         METRICS.set_budget_remaining(budget.scope, _name(budget, ask), budget.limit - used)
-        team, key_name = _who(ask)
+        team, key_name, workspace_id = _who(ask)
         try:
             await self._tracker.observe(
                 budget.label,
@@ -480,6 +480,7 @@ class Limiter:
                 period=budget.period,
                 team_id=team,
                 key_name=key_name,
+                workspace_id=workspace_id,
             )
         except Exception as exc:  # an alert must never fail the request
             log.warning("budget alert for %s failed: %s", budget.label, exc)
@@ -496,7 +497,7 @@ class Limiter:
         except Exception as exc:
             log.warning("budget alert for %s failed: %s", budget.label, exc)
             return
-        team, key_name = _who(ask)
+        team, key_name, workspace_id = _who(ask)
         data: dict[str, object] = {
             "scope": budget.label,
             "window": w.id,
@@ -510,7 +511,15 @@ class Limiter:
         if budget.period == "daily":
             data["dailyLimit"] = usd(budget.limit)
         if self._emit is not None:
-            self._emit(Event(BUDGET_EXCEEDED, data, team_id=team, key_name=key_name))
+            self._emit(
+                Event(
+                    BUDGET_EXCEEDED,
+                    data,
+                    team_id=team,
+                    key_name=key_name,
+                    workspace_id=workspace_id,
+                )
+            )
 
 
 def _name(limit: Budget | RateLimit, ask: Ask | None) -> str:
@@ -521,9 +530,11 @@ def _name(limit: Budget | RateLimit, ask: Ask | None) -> str:
     return getattr(limit, "name", "") or limit.id
 
 
-def _who(ask: Ask | None) -> tuple[str | None, str | None]:
+def _who(ask: Ask | None) -> tuple[str | None, str | None, str | None]:
+    """The team, key name and key workspace a budget event names."""
     if ask is None:
-        return None, None
+        return None, None, None
     key = ask.key
-    team = (key.team if key is not None else None) or ask.scope.team
-    return team, key.name if key is not None else None
+    if key is None:
+        return ask.scope.team, None, None
+    return key.team or ask.scope.team, key.name, key.workspace_id

@@ -406,6 +406,7 @@ def record(gw: Gateway, ex: Exchange) -> None:
             cancelled=ex.cancelled,
             finish_reason=ex.finish_reason,
             team=key.team,
+            workspace_id=key.workspace_id,
             metadata={"snapshot_id": ex.snapshot_id} if ex.snapshot_id else {},
         )
     )

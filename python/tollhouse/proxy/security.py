@@ -62,6 +62,7 @@ def _emit(gw: Gateway, ex: Exchange, event_type: str, data: dict[str, Any]) -> N
         data,
         team_id=key.team if key is not None else None,
         key_name=key.name if key is not None else None,
+        workspace_id=key.workspace_id if key is not None else None,
     )
     gw.events.emit(event)
 

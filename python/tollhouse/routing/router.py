@@ -352,6 +352,7 @@ class Router:
                     "to": dst,
                     "reason": reason,
                 },
+                workspace_id=policy.workspace_id,
             )
             if self.once is None:
                 self._send(event)

@@ -36,6 +36,7 @@ KEY_COLUMNS = (
     "team",
     "expires_at",
     "metadata",
+    "workspace_id",
 )
 SPEND_COLUMNS = (
     "id",
@@ -57,6 +58,7 @@ SPEND_COLUMNS = (
     "finish_reason",
     "team",
     "metadata",
+    "workspace_id",
 )
 # Fields ``update_key`` accepts (``hash`` and ``created_at`` never change).
 UPDATABLE = frozenset(KEY_COLUMNS) - {"hash", "created_at", "updated_at"}
@@ -104,6 +106,7 @@ def key_params(key: KeyRecord) -> tuple[Any, ...]:
         key.team,
         key.expires_at,
         _json(key.metadata),
+        key.workspace_id,
     )
 
 
@@ -124,6 +127,7 @@ def key_from_row(row: Sequence[Any]) -> KeyRecord:
         team=row[11],
         expires_at=None if row[12] is None else float(row[12]),
         metadata=orjson.loads(row[13]) if row[13] else {},
+        workspace_id=row[14],
     )
 
 
@@ -148,6 +152,7 @@ def spend_params(row: SpendRow) -> tuple[Any, ...]:
         row.finish_reason,
         row.team,
         _json(row.metadata),
+        row.workspace_id,
     )
 
 
@@ -172,6 +177,7 @@ def spend_from_row(row: Sequence[Any]) -> SpendRow:
         finish_reason=row[16],
         team=row[17],
         metadata=orjson.loads(row[18]) if row[18] else {},
+        workspace_id=row[19],
     )
 
 

@@ -32,6 +32,7 @@ class KeyRecord:
     team: str | None = None
     expires_at: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    workspace_id: str = "default"
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ class SpendRow:
     finish_reason: str | None = None
     team: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    workspace_id: str = "default"  # the key's, copied when the row is made
 
 
 class Store(Protocol):
