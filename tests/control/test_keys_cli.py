@@ -39,12 +39,15 @@ def test_create_json_list_revoke(config: str, capsys: pytest.CaptureFixture[str]
     )
     assert rc == 0
     made = json.loads(out)
+    assert made["workspace_id"] == "default"
     assert is_well_formed(made["key"]) and made["hash"] == hash_key(made["key"])
     assert made["name"] == "ci" and made["limit"] == 12.5 and made["limit_reset"] == "weekly"
     assert (made["rpm"], made["tpm"], made["team"]) == (60, 5000, "ml")
     assert made["models"] == ["gpt-4o-mini", "mock-1"]
 
-    rc, out, _ = run(capsys, "keys", "create", "--config", config, "--name", "second")
+    rc, out, _ = run(
+        capsys, "keys", "create", "--config", config, "--name", "second", "--workspace", "default"
+    )
     assert rc == 0
     raw2 = next(ln.split()[1] for ln in out.splitlines() if ln.strip().startswith("key "))
     assert is_well_formed(raw2) and "only time" in out
@@ -85,6 +88,8 @@ def test_create_json_list_revoke(config: str, capsys: pytest.CaptureFixture[str]
         (["--budget-period", "daily"], "--budget-period"),
         (["--rpm", "0"], "--rpm"),
         (["--models", " , "], "--models"),
+        (["--workspace", "ws_nope"], "--workspace"),
+        (["--workspace", ""], "--workspace"),
     ],
 )
 def test_create_rejects_bad_flags(

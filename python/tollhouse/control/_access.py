@@ -17,6 +17,7 @@ from tollhouse.control._auth import ControlGateway, is_admin
 from tollhouse.errors import Forbidden, InvalidKey, NotFound
 from tollhouse.guard.keys import bearer_token, hash_key
 from tollhouse.store import SqlStore
+from tollhouse.store.base import Store
 
 Role = Literal["owner", "admin", "member", "viewer"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member", "viewer")
@@ -69,7 +70,15 @@ async def principal(request: Request, gw: ControlGateway) -> Principal:
 
 
 async def workspace_exists(gw: ControlGateway, workspace_id: str) -> bool:
-    rows = await sql_store(gw)._fetch("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,))
+    return await workspace_in(gw.store, workspace_id)
+
+
+async def workspace_in(store: Store, workspace_id: str) -> bool:
+    """Whether the store holds the workspace (a store without workspaces: only
+    ``default``)."""
+    if not isinstance(store, SqlStore):
+        return workspace_id == "default"
+    rows = await store._fetch("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,))
     return bool(rows)
 
 

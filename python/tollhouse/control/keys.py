@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tollhouse import native
-from tollhouse.control._access import workspace_exists
+from tollhouse.control._access import workspace_in
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control._http import (
     MAX_QUERY_INT,
@@ -246,7 +246,13 @@ def parse_key_fields(data: Mapping[str, Any], *, create: bool) -> dict[str, Any]
 
 
 async def issue_key(store: Store, fields: Mapping[str, Any]) -> tuple[str, KeyRecord]:
-    """Create a key from validated fields; the raw key is returned once and never stored."""
+    """Create a key from validated fields; the raw key is returned once and never stored.
+    A ``workspace_id`` must name an existing workspace (422 ``validation_error``)."""
+    workspace_id = fields.get("workspace_id", "default")
+    if not await workspace_in(store, workspace_id):
+        raise ValidationError(
+            "invalid key fields: workspace_id", {"workspace_id": "no such workspace"}
+        )
     raw = generate_key()
     now = time.time()
     record = KeyRecord(
@@ -264,7 +270,7 @@ async def issue_key(store: Store, fields: Mapping[str, Any]) -> tuple[str, KeyRe
         team=fields.get("team"),
         expires_at=fields.get("expires_at"),
         metadata=dict(fields.get("metadata") or {}),
-        workspace_id=fields.get("workspace_id", "default"),
+        workspace_id=workspace_id,
     )
     await store.create_key(record)
     return raw, record
@@ -385,11 +391,6 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     async def create_key(request: Request) -> Response:
         require_admin(request, gw)
         fields = parse_key_fields(await json_object(request), create=True)
-        workspace_id = fields.get("workspace_id")
-        if workspace_id is not None and not await workspace_exists(gw, workspace_id):
-            raise ValidationError(
-                "invalid key fields: workspace_id", {"workspace_id": "no such workspace"}
-            )
         raw, record = await issue_key(gw.store, fields)
         await gw.keys.refresh()
         return json_response({"data": await _one(record), "key": raw}, status=201)

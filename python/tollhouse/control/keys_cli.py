@@ -27,6 +27,7 @@ _FLAGS = {
     "tpm": "--tpm",
     "models": "--models",
     "team": "--team",
+    "workspace_id": "--workspace",
 }
 
 
@@ -48,6 +49,9 @@ def add_parser(sub: Any) -> None:
     create.add_argument("--tpm", type=int, help="tokens per minute")
     create.add_argument("--models", help="comma-separated allowed models (globs allowed)")
     create.add_argument("--team", help="team the key's spend is attributed to")
+    create.add_argument(
+        "--workspace", help="workspace the key and its traffic belong to (default: default)"
+    )
     create.add_argument("--json", action="store_true", help="print a JSON object")
     create.set_defaults(func=_create)
 
@@ -94,11 +98,19 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
         "rpm": args.rpm,
         "tpm": args.tpm,
         "team": args.team,
+        "workspace_id": args.workspace,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if args.models is not None:
         body["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     return parse_key_fields(body, create=True)
+
+
+def _bad_flags(exc: ValidationError) -> int:
+    for field, message in exc.fields.items():
+        message = message.replace(", or null", "").replace(" or null", "")
+        print(f"tollhouse: {_FLAGS.get(field, field)}: {message}", file=sys.stderr)
+    return 2
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -107,13 +119,13 @@ def _create(args: argparse.Namespace) -> int:
     try:
         fields = _fields(args)
     except ValidationError as exc:
-        for field, message in exc.fields.items():
-            message = message.replace(", or null", "").replace(" or null", "")
-            print(f"tollhouse: {_FLAGS.get(field, field)}: {message}", file=sys.stderr)
-        return 2
+        return _bad_flags(exc)
 
     async def work(store: Store) -> int:
-        raw, record = await issue_key(store, fields)
+        try:
+            raw, record = await issue_key(store, fields)
+        except ValidationError as exc:  # --workspace names no workspace
+            return _bad_flags(exc)
         if args.json:
             out = {"key": raw, **key_json(record, [0, 0, 0, 0])}
             print(orjson.dumps(out).decode())
