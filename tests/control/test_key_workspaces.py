@@ -2,7 +2,7 @@
 serve`` over a real upstream on 127.0.0.1; keys made through ``/v1/keys`` in two
 workspaces; A's failing requests fire A's error-rate rule only (B's and default's stay
 quiet), a budget exceeded by A's key is in A's audit log, not B's, and a policy block
-joins the incidents of the blocked key's workspace."""
+(A's policies block A's keys only) joins the incidents of the blocked key's workspace."""
 
 from __future__ import annotations
 
@@ -180,12 +180,12 @@ async def test_a_budget_exceeded_is_in_its_workspace_audit_log(api: Api) -> None
 
 
 async def test_a_policy_block_joins_the_blocked_keys_workspace_incident(api: Api) -> None:
-    """A's policy applies to every key; a block of B's request is B's traffic: it joins
-    B's incident, not A's (the policy's owner) nor default's."""
+    """A's policy applies to A's keys only; a block is its workspace's traffic: it joins
+    that workspace's incident, not another's nor default's."""
     a, b = await api.workspace("A"), await api.workspace("B")
     raw_a, _ = await api.key({"name": "a", "workspace_id": a})
     raw_b, _ = await api.key({"name": "b", "workspace_id": b})
-    policy = await api.create(a, "policies", {"name": "no ssn", "keywords": ["ssn"]})
+    policy_a = await api.create(a, "policies", {"name": "no ssn", "keywords": ["ssn"]})
     incidents = {
         wid: await api.create(wid, "incidents", {"title": "look", "severity": "low"})
         for wid in (a, b, "default")
@@ -193,7 +193,7 @@ async def test_a_policy_block_joins_the_blocked_keys_workspace_incident(api: Api
     secret = {**CHAT, "messages": [{"role": "user", "content": "my ssn is 1"}]}
 
     async def blocked(raw: str) -> str | None:
-        """The blocked request's id (None: it passed, the policy is not loaded yet)."""
+        """The blocked request's id (None: it passed)."""
         r = await api.client.post(
             "/v1/chat/completions", json=secret, headers={"Authorization": f"Bearer {raw}"}
         )
@@ -204,8 +204,9 @@ async def test_a_policy_block_joins_the_blocked_keys_workspace_incident(api: Api
         return r.headers["x-gate-request-id"]
 
     async with asyncio.timeout(10):  # the data plane loads stored policies every 2 s
-        while (from_b := await blocked(raw_b)) is None:
+        while (from_a := await blocked(raw_a)) is None:
             await asyncio.sleep(0.1)
+    assert await blocked(raw_b) is None  # A's policy is not B's
 
     async def violations(wid: str) -> list[str]:
         r = await api.client.get(
@@ -214,14 +215,17 @@ async def test_a_policy_block_joins_the_blocked_keys_workspace_incident(api: Api
         assert r.status_code == 200, r.text
         return [e["data"]["requestId"] for e in r.json()["data"]["policy_violations"]]
 
-    assert await violations(b) == [from_b]
-    assert await violations(a) == [] and await violations("default") == []
-    from_a = await blocked(raw_a)
-    assert from_a is not None
-    assert await violations(a) == [from_a] and await violations(b) == [from_b]
+    assert await violations(a) == [from_a]
+    assert await violations(b) == [] and await violations("default") == []
+    policy_b = await api.create(b, "policies", {"name": "no ssn", "keywords": ["ssn"]})
+    async with asyncio.timeout(10):
+        while (from_b := await blocked(raw_b)) is None:
+            await asyncio.sleep(0.1)
+    assert await violations(b) == [from_b] and await violations(a) == [from_a]
+    assert await violations("default") == []
     r = await api.client.get("/v1/audit/logs?eventType=policy.blocked", headers=api.admin)
     entries = r.json()["entries"]
     assert [(e["workspaceId"], e["payload"]["data"]["ruleId"]) for e in entries] == [
-        (a, policy),
-        (b, policy),
+        (b, policy_b),
+        (a, policy_a),
     ]

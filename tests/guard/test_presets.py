@@ -101,6 +101,7 @@ async def test_evaluate_text_and_requests(gw: Gateway) -> None:
         "violations": [],
         "redactions": {"count": 0, "families": []},
         "preset": "standard",
+        "workspaceId": "default",  # the admin key names none
     }
     out = await evaluate(gw, {"text": f"about Project Falcon, key {OPENAI}"})
     assert out["allowed"] is False

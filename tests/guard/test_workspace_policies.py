@@ -1,5 +1,6 @@
 """Workspace policies: CRUD under ``/v1/workspaces/{id}/policies`` (422 for a rule that
-does not compile), loaded into the data plane, enforced on chat requests."""
+does not compile), loaded into the data plane, enforced on the chat requests of the
+workspace's keys."""
 
 from __future__ import annotations
 
@@ -54,9 +55,12 @@ async def test_crud_and_enforcement(env: tuple[App, str]) -> None:
         pid = r.json()["data"]["id"]
         assert (await c.get(base, headers=admin)).json()["total"] == 1
         await app.gw.security.refresh_policies(app.gw.store)
+        r = await c.post("/v1/keys", json={"name": "w", "workspace_id": ws["id"]}, headers=admin)
+        assert r.status_code == 201, r.text
+        in_ws = r.json()["key"]
 
-        async def chat() -> tuple[int, dict[str, str], bytes]:
-            headers = [("authorization", f"Bearer {key}")]
+        async def chat(raw: str | None = None) -> tuple[int, dict[str, str], bytes]:
+            headers = [("authorization", f"Bearer {raw or in_ws}")]
             return await asgi_request(
                 app, "POST", "/v1/chat/completions", body=orjson.dumps(CHAT), headers=headers
             )
@@ -64,6 +68,8 @@ async def test_crud_and_enforcement(env: tuple[App, str]) -> None:
         status, headers, body = await chat()
         assert status == 403 and headers["x-gate-policy-blocked"] == "true"
         assert pid in orjson.loads(body)["error"]["message"]
+        status, headers, _ = await chat(key)  # a key of the default workspace: not W's rules
+        assert status == 200 and "x-gate-policy-blocked" not in headers
         r = await c.put(
             f"{base}/{pid}",
             json={"name": "heron", "action": "warn", "keywords": ["project heron"]},

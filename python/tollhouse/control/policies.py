@@ -5,8 +5,9 @@ A policy is ``{name, action: block|warn, keywords?, regex?, models_allow?,
 models_deny?, max_bytes?, max_tokens?, case_sensitive?, whole_word?}`` — the Rust
 ``PolicyMatcher``'s rule shape; it is compiled on the way in, so a bad regex is a 422
 naming the field.  The data plane reloads every workspace's policies from the store
-(``Security.refresh_policies``, every few seconds on each replica) and evaluates them
-with the config's rules; a match reports the policy's id as ``ruleId``.
+(``Security.refresh_policies``, every 2 s on each replica) and applies them, after the
+config's rules, to the requests of the workspace's own keys only; a match reports the
+policy's id as ``ruleId``.
 """
 
 from __future__ import annotations

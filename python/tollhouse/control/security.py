@@ -6,7 +6,12 @@ with an optional ``model``; ``preset`` (default: the calling key's, else ``stand
 decides the redaction families.  Answers ``{allowed, violations[], redactions}``:
 policy matches (``ruleId``, ``action``, ``kind``, ``detail`` — never the matched text)
 and families whose mode is ``block``; ``redactions`` counts what would be masked.
-Admin key or a virtual key.
+
+Whose policies: the config's rules and one workspace's, as the data plane would apply
+them.  A virtual key (``gk_…``) gets its own workspace's set (``workspaceId`` naming
+another workspace is 403); the admin key gets the set of ``workspaceId`` (default
+``default``; an unknown workspace is 404).  The answer's ``workspaceId`` says which set
+was used.  Workspace API keys (``wk_…``) are not accepted here (401).
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from tollhouse.control._access import workspace_in
 from tollhouse.control._auth import ControlGateway, admin_or_key
 from tollhouse.control._http import endpoint, json_object, json_response
 from tollhouse.control._schema import ADMIN_OR_VIRTUAL_KEY, ANY_OBJECT, array, obj, spec
-from tollhouse.errors import ValidationError
+from tollhouse.errors import Forbidden, NotFound, ValidationError
+from tollhouse.guard.policies import DEFAULT_WORKSPACE
 from tollhouse.guard.presets import PRESETS, preset_named, preset_of
 from tollhouse.guard.redaction import message_groups, request_text
 from tollhouse.guard.security import Security
+from tollhouse.store.base import KeyRecord
 
 _PARTS = ("messages", "system", "input", "instructions", "prompt")
 
@@ -34,6 +42,11 @@ BODY = obj(
         "text": {"type": ["string", "null"]},
         "model": {"type": ["string", "null"]},
         "preset": {"type": ["string", "null"], "enum": [*PRESETS, None]},
+        "workspaceId": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "description": "whose policies (admin key; a virtual key: its own only)",
+        },
         **{k: {"description": "as in a request body"} for k in _PARTS},
     },
     closed=False,
@@ -49,8 +62,9 @@ VERDICT = obj(
         "violations": array(ANY_OBJECT),
         "redactions": ANY_OBJECT,
         "preset": {"type": "string"},
+        "workspaceId": {"type": "string"},
     },
-    ["allowed", "violations", "redactions", "preset"],
+    ["allowed", "violations", "redactions", "preset", "workspaceId"],
 )
 
 
@@ -60,7 +74,9 @@ class SecurityGateway(ControlGateway, Protocol):
     def security(self) -> Security: ...
 
 
-def evaluate(sec: Security, body: dict[str, Any], preset_id: Any, key: Any) -> dict[str, Any]:
+def evaluate(
+    sec: Security, body: dict[str, Any], preset_id: Any, key: Any, workspace_id: str
+) -> dict[str, Any]:
     preset = preset_named(preset_id) if preset_id is not None else preset_of(key)
     text = body.get("text")
     if text is not None:
@@ -79,7 +95,7 @@ def evaluate(sec: Security, body: dict[str, Any], preset_id: Any, key: Any) -> d
     groups = message_groups(work)
     violations: list[dict[str, str]] = []
     if preset.policies:
-        verdict = sec.policies.check(request_text(groups), model)
+        verdict = sec.policies.of(workspace_id).check(request_text(groups), model)
         violations += verdict.violations()
     outcome = sec.redaction.apply(groups, preset, sec.redaction.modes_for(key))
     violations += [
@@ -91,7 +107,23 @@ def evaluate(sec: Security, body: dict[str, Any], preset_id: Any, key: Any) -> d
         "violations": violations,
         "redactions": {"count": outcome.count, "families": sorted(outcome.families)},
         "preset": preset.id,
+        "workspaceId": workspace_id,
     }
+
+
+async def _workspace(gw: ControlGateway, key: KeyRecord | None, named: Any) -> str:
+    """The workspace whose policies apply: the virtual key's, or the one the admin names."""
+    if named is not None and (not isinstance(named, str) or not named):
+        raise ValidationError("invalid request body", {"workspaceId": "expected a workspace id"})
+    if key is not None:
+        if named is not None and named != key.workspace_id:
+            raise Forbidden("this key belongs to another workspace")
+        return key.workspace_id
+    if named is None:
+        return DEFAULT_WORKSPACE
+    if not await workspace_in(gw.store, named):
+        raise NotFound(f"workspace {named!r} not found")
+    return named
 
 
 def routes(gw: SecurityGateway) -> list[BaseRoute]:
@@ -105,6 +137,7 @@ def routes(gw: SecurityGateway) -> list[BaseRoute]:
     async def evaluate_route(request: Request) -> Response:
         key = admin_or_key(request, gw)
         body = await json_object(request)
-        return json_response(evaluate(gw.security, body, body.get("preset"), key))
+        workspace_id = await _workspace(gw, key, body.get("workspaceId"))
+        return json_response(evaluate(gw.security, body, body.get("preset"), key, workspace_id))
 
     return [Route("/v1/security/evaluate", evaluate_route, methods=["POST"])]

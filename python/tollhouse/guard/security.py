@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -38,6 +38,7 @@ class Security:
     auditor: Auditor
     snapshots: Snapshotter
     _refresher: asyncio.Task[None] | None = None
+    _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def from_config(
@@ -64,17 +65,24 @@ class Security:
         )
 
     async def refresh_policies(self, store: Store) -> None:
-        """Load every workspace's policies from the store into the matcher."""
+        """Load every workspace's policies from the store; the workspaces whose rules
+        changed get a new matcher (compiled off the event loop: the engine releases the
+        GIL while compiling)."""
         if not isinstance(store, SqlStore):
             return
-        rows = await store._fetch(
-            "SELECT workspace_id, id, body FROM workspace_resources WHERE kind = 'policies'"
-        )
-        rules: dict[str, list[dict[str, Any]]] = {}
-        for workspace, rid, body in rows:
-            rules.setdefault(workspace, []).append(matcher_rule(rid, orjson.loads(body)))
-        if rules or self.policies.has_workspaces:
-            self.policies.replace_workspaces(rules)
+        async with self._reloading:  # one reload at a time: the newest read wins
+            rows = await store._fetch(
+                "SELECT workspace_id, id, body FROM workspace_resources"
+                " WHERE kind = 'policies' ORDER BY workspace_id, created_at, id"
+            )
+            rules: dict[str, list[dict[str, Any]]] = {}
+            for workspace, rid, body in rows:
+                rules.setdefault(workspace, []).append(matcher_rule(rid, orjson.loads(body)))
+            if not rules and not self.policies.has_workspaces:
+                return
+            failed = await asyncio.to_thread(self.policies.replace_workspaces, rules)
+        for workspace, error in failed.items():
+            log.warning("workspace %s: its policies do not compile, kept: %s", workspace, error)
 
     async def start(self, store: Store, interval: float = POLICY_REFRESH_S) -> None:
         await self._refresh_once(store)

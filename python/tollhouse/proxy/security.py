@@ -5,11 +5,11 @@ upstream call; the session settle after it.
 (``x-gate-session-id`` or the body's ``session_id``) it first admits the request into
 its session (429 ``session_killed`` and ``x-gate-session-killed: true`` when a breaker
 refuses, ``guard/sessions.py``).  Then it checks the request text against the content
-policies (403 ``policy_blocked`` with ``x-gate-policy-blocked: true`` and a
-``policy.blocked`` webhook for a ``block`` rule;
-``x-gate-policy-warn`` for a ``warn`` rule), then masks secrets and personal data in
-place (``x-gate-redacted: N``).  What a key gets is its preset's choice
-(``guard/presets.py``).
+policies of the key's workspace (the config's rules and that workspace's own: 403
+``policy_blocked`` with ``x-gate-policy-blocked: true`` and a ``policy.blocked`` webhook
+for a ``block`` rule; ``x-gate-policy-warn`` for a ``warn`` rule), then masks secrets
+and personal data in place (``x-gate-redacted: N``).  What a key gets is its preset's
+choice (``guard/presets.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tollhouse.events.types import AUDIT_FLAGGED, POLICY_BLOCKED, Event
 from tollhouse.gateway import Gateway
 from tollhouse.guard.audit import BLOCKING_RISKS, FLAG_RISKS, Verdict
 from tollhouse.guard.loops import fingerprint
+from tollhouse.guard.policies import DEFAULT_WORKSPACE
 from tollhouse.guard.presets import Preset, preset_of
 from tollhouse.guard.redaction import Leaf, message_groups, request_text
 from tollhouse.guard.response_scan import StreamScanner, scan_completion
@@ -134,10 +135,11 @@ async def _checks(
         await _session(gw, ex, sid, preset, groups)
     if not groups:
         return raw
-    if preset.policies and not sec.policies.empty:
+    rules = sec.policies.of(key.workspace_id if key is not None else DEFAULT_WORKSPACE)
+    if preset.policies and not rules.empty:
         model = ex.route.model if ex.route is not None else None
-        tokens = budget.prompt_tokens(ex) if sec.policies.needs_tokens else None
-        verdict = sec.policies.check(request_text(groups), model, tokens)
+        tokens = budget.prompt_tokens(ex) if rules.needs_tokens else None
+        verdict = rules.check(request_text(groups), model, tokens)
         if verdict.warns:
             ids = ",".join(m.rule_id for m in verdict.warns)
             ex.guard_headers.append((POLICY_WARN, ids.encode()))
