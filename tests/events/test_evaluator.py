@@ -356,6 +356,44 @@ async def test_failed_deliveries_are_retried_on_later_rounds(rig: Rig) -> None:
     assert len(rig.rx.requests) == 3  # delivered: not sent again
 
 
+async def test_a_deleted_target_is_not_retried_and_a_sender_that_raised_is(rig: Rig) -> None:
+    hook, _ = await rig.targets()
+    gone = await rig.post(
+        "deliveries", {"name": "gone", "type": "webhook", "config": {"url": rig.rx.url}}
+    )
+    await rig.rule(
+        "Busy", {"metric": "requests", "threshold": 1, "window_seconds": 60}, [gone, hook]
+    )
+    r = await rig.client.delete(f"/v1/workspaces/default/deliveries/{gone}", headers=AUTH)
+    assert r.status_code == 200
+    raised: list[str] = []
+
+    async def breaks_once(target: dict[str, Any], event: Any) -> dict[str, Any]:
+        if not raised:
+            raised.append(target["id"])
+            raise RuntimeError("the sender broke")
+        return await send(rig.gw, target, event)
+
+    store = rig.gw.store
+    ev = AlertEvaluator(
+        store,
+        breaks_once,
+        lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
+        clock=lambda: rig.clock[0],
+    )
+    await rig.traffic(1)
+    (t,) = await ev.run_once()
+    outcome = {r["target"]: (r["delivered"], r["retryable"], r["detail"]) for r in t.results}
+    assert outcome == {gone: (False, False, "deleted"), hook: (False, True, "the sender broke")}
+    assert raised == [hook] and rig.rx.requests == []
+    for _ in range(2):  # the next rounds: the hook once, the deleted target never
+        rig.clock[0] += 1
+        assert await ev.run_once() == []
+    (got,) = await rig.rx.wait_for(1)
+    assert got.path == "/hook" and orjson.loads(got.body)["id"] == t.event.id
+    assert len(rig.rx.requests) == 1
+
+
 async def test_disabled_rules_are_not_evaluated_and_budget_rules(rig: Rig) -> None:
     hook, _ = await rig.targets()
     body = {

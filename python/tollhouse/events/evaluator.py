@@ -58,6 +58,7 @@ from tollhouse.events.alert_window import (
     threshold_of,
     window_stats,
 )
+from tollhouse.events.targets import not_sent
 from tollhouse.events.types import ALERT_FIRED, ALERT_RESOLVED, Event, usd
 from tollhouse.store import SqlStore
 
@@ -67,7 +68,8 @@ if TYPE_CHECKING:  # control imports this module (a rule's test event)
 log = logging.getLogger("tollhouse.alerts")
 
 Record = dict[str, Any]
-# send(target record, event) -> {"delivered": bool, "status": int | None, "detail": str, ...}
+# send(target record, event) -> events.targets.deliver's answer: {target, type, delivered,
+# retryable, status, detail, event_id} (``status`` is an HTTP status or an SMTP reply code)
 Send = Callable[[Record, Event], Awaitable[Record]]
 # load(workspace_id, target_id) -> the stored delivery target (NotFound when deleted)
 LoadTarget = Callable[[str, str], Awaitable[Record]]
@@ -268,13 +270,9 @@ def rule_test_event(workspace_id: str, rid: str, record: Record) -> Event:
 
 def retryable(result: Record) -> bool:
     """A failed delivery worth another attempt: the sender's own verdict (no answer,
-    timeout, HTTP 429/5xx, SMTP 4xx); a deleted target never is."""
-    if result.get("delivered") or result.get("detail") == "deleted":
-        return False
-    if "retryable" in result:
-        return bool(result["retryable"])
-    status = result.get("status")
-    return status is None or status == 429 or int(status) >= 500
+    timeout, HTTP 429/5xx, SMTP 4xx; never a deleted target).  ``status`` is not read:
+    for email it is an SMTP reply code, where 5xx is final and 4xx temporary."""
+    return not result.get("delivered") and bool(result.get("retryable"))
 
 
 class AlertEvaluator:
@@ -532,13 +530,13 @@ class AlertEvaluator:
             try:
                 target = await self._load_target(rule.workspace_id, tid)
             except NotFound:
-                results.append({"target": tid, "delivered": False, "detail": "deleted"})
+                results.append(not_sent(tid, event, "deleted", retryable=False))
                 continue
             try:
                 results.append(await self._send(target, event))
             except Exception as exc:  # one broken target must not stop the others
                 log.warning("alert %s: sending to %s failed: %s", rule.id, tid, exc)
-                results.append({"target": tid, "delivered": False, "detail": str(exc)})
+                results.append(not_sent(tid, event, str(exc), retryable=True))
         again = [r["target"] for r in results if retryable(r)]
         for r in results:
             if not r.get("delivered"):
