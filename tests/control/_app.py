@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -9,6 +11,7 @@ from starlette.applications import Starlette
 
 from tollhouse import control
 from tollhouse.config import Config, Secret
+from tollhouse.events.dispatcher import WebhookDispatcher
 from tollhouse.guard.keys import KeyCache
 from tollhouse.store import SqlStore, open_store
 from tollhouse.store.writer import SpendWriter
@@ -42,6 +45,27 @@ async def stop_gw(gw: Gw) -> None:
     await gw.spend.stop()
     await gw.keys.stop()
     await gw.store.close()
+
+
+@dataclass
+class EventsGw(Gw):
+    """With the webhook dispatcher that verify, a rule's test and the evaluator send with."""
+
+    events: WebhookDispatcher | None = None
+
+
+@contextlib.asynccontextmanager
+async def events_gw(url: str) -> AsyncIterator[EventsGw]:
+    """A started ``EventsGw`` (its dispatcher may reach 127.0.0.1), stopped on exit."""
+    base = await start_gw(url)
+    events = WebhookDispatcher(allow_private=["127.0.0.1"])
+    gw = EventsGw(base.config, base.store, base.keys, base.spend, events)
+    await events.start()
+    try:
+        yield gw
+    finally:
+        await events.stop()
+        await stop_gw(gw)
 
 
 def client_for(gw: Gw) -> httpx.AsyncClient:

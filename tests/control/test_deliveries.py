@@ -13,25 +13,17 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
-from starlette.applications import Starlette
-from tests.control._app import Gw, start_gw, stop_gw
+from tests.control._app import EventsGw, client_for, events_gw
 from tests.support.servers import free_port
 from tests.support.smtp import SmtpReceiver
 
-from tollhouse import control
 from tollhouse.control import _resources
 from tollhouse.control._delivery_send import send
-from tollhouse.events.dispatcher import WebhookDispatcher
 from tollhouse.events.evaluator import AlertEvaluator
 from tollhouse.store import SqlStore
 from tollhouse.store.base import SpendRow
 
 PASSWORD = "smtp-" + "Kx7" * 6
-
-
-@dataclass
-class EventsGw(Gw):
-    events: WebhookDispatcher | None = None
 
 
 @dataclass
@@ -71,27 +63,13 @@ def smtp() -> Iterator[SmtpReceiver]:
 
 @pytest.fixture
 async def egw(db_url: str) -> AsyncIterator[EventsGw]:
-    base = await start_gw(db_url)
-    g = EventsGw(
-        base.config,
-        base.store,
-        base.keys,
-        base.spend,
-        WebhookDispatcher(allow_private=["127.0.0.1"]),
-    )
-    assert g.events is not None
-    await g.events.start()
-    try:
+    async with events_gw(db_url) as g:
         yield g
-    finally:
-        await g.events.stop()
-        await stop_gw(g)
 
 
 @pytest.fixture
 async def eclient(egw: EventsGw) -> AsyncIterator[httpx.AsyncClient]:
-    app = Starlette(routes=control.routes(egw))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+    async with client_for(egw) as c:
         yield c
 
 
@@ -316,6 +294,39 @@ async def test_email_verify_over_smtp_and_the_password_never_shows(
         assert PASSWORD not in record.getMessage() and PASSWORD[::-1] not in record.getMessage()
 
 
+async def busy(
+    egw: EventsGw,
+    eclient: httpx.AsyncClient,
+    admin: dict[str, str],
+    targets: list[str],
+    clock: list[float],
+    **extra: Any,
+) -> AlertEvaluator:
+    """A rule "Busy" (3 requests a minute) to ``targets``, 3 requests in the store, and
+    an evaluator on ``clock`` sending through the control plane's path."""
+    r = await eclient.post(
+        "/v1/workspaces/default/alert-rules",
+        json={
+            "name": "Busy",
+            "condition": {"metric": "requests", "threshold": 3, "window_seconds": 60},
+            "delivery_targets": targets,
+            **extra,
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    store = egw.store
+    assert isinstance(store, SqlStore)
+    rows = [SpendRow(f"gen-{i}", "k", "m", "p", "m", clock[0] - 1) for i in range(3)]
+    await store.insert_spend(rows)
+    return AlertEvaluator(
+        store,
+        lambda target, event: send(egw, target, event),
+        lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
+        clock=lambda: clock[0],
+    )
+
+
 async def test_alert_firing_and_resolving_reach_an_email_target(
     egw: EventsGw, eclient: httpx.AsyncClient, admin: dict[str, str], smtp: SmtpReceiver
 ) -> None:
@@ -323,28 +334,8 @@ async def test_alert_firing_and_resolving_reach_an_email_target(
     fires (and later resolves) as two messages at the SMTP receiver."""
     config = {"to": ["oncall@example.com"], "smtp_host": "127.0.0.1", "smtp_port": smtp.port}
     mail = await add_target(eclient, admin, {"name": "mail", "type": "email", "config": config})
-    r = await eclient.post(
-        "/v1/workspaces/default/alert-rules",
-        json={
-            "name": "Busy",
-            "condition": {"metric": "requests", "threshold": 3, "window_seconds": 60},
-            "delivery_targets": [mail],
-            "severity": "critical",
-        },
-        headers=admin,
-    )
-    assert r.status_code == 201, r.text
-    store = egw.store
-    assert isinstance(store, SqlStore)
     clock = [time.time()]
-    evaluator = AlertEvaluator(
-        store,
-        lambda target, event: send(egw, target, event),
-        lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
-        clock=lambda: clock[0],
-    )
-    rows = [SpendRow(f"gen-{i}", "k", "m", "p", "m", clock[0] - 1) for i in range(3)]
-    await store.insert_spend(rows)
+    evaluator = await busy(egw, eclient, admin, [mail], clock, severity="critical")
     (fired,) = await evaluator.run_once()
     assert fired.results[0]["delivered"] is True, fired.results
     (got,) = smtp.wait(1)
@@ -388,27 +379,8 @@ async def test_an_alert_is_retried_after_an_smtp_4xx_and_not_after_a_5xx(
             admin,
             {"name": "later", "type": "email", "config": {**to, "smtp_port": grey.port}},
         )
-        r = await eclient.post(
-            "/v1/workspaces/default/alert-rules",
-            json={
-                "name": "Busy",
-                "condition": {"metric": "requests", "threshold": 3, "window_seconds": 60},
-                "delivery_targets": [denied, later],
-            },
-            headers=admin,
-        )
-        assert r.status_code == 201, r.text
-        store = egw.store
-        assert isinstance(store, SqlStore)
         clock = [time.time()]
-        evaluator = AlertEvaluator(
-            store,
-            lambda target, event: send(egw, target, event),
-            lambda wid, tid: _resources.one(store, wid, "deliveries", tid, "target"),
-            clock=lambda: clock[0],
-        )
-        rows = [SpendRow(f"gen-{i}", "k", "m", "p", "m", clock[0] - 1) for i in range(3)]
-        await store.insert_spend(rows)
+        evaluator = await busy(egw, eclient, admin, [denied, later], clock)
         (fired,) = await evaluator.run_once()
         outcome = {
             x["target"]: (x["delivered"], x["retryable"], x["status"]) for x in fired.results

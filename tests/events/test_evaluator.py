@@ -14,16 +14,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
-from tests.control._app import ADMIN, Gw, start_gw, stop_gw
+from tests.control._app import ADMIN, EventsGw, client_for, events_gw
 from tests.support.receiver import Receiver, Reply
 
-from tollhouse import control
 from tollhouse.control import _resources
 from tollhouse.control._delivery_send import send
 from tollhouse.control.incidents_book import book_for
 from tollhouse.errors import ConfigError
-from tollhouse.events.dispatcher import WebhookDispatcher
 from tollhouse.events.evaluator import (
     AlertEvaluator,
     AlertsConfig,
@@ -36,11 +33,6 @@ from tollhouse.store.base import KeyRecord, SpendRow
 
 T0 = 1_800_000_000.0
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-@dataclass
-class EventsGw(Gw):
-    events: WebhookDispatcher | None = None
 
 
 @dataclass
@@ -114,26 +106,8 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
         url = f"sqlite:///{tmp_path}/alerts.db"
     else:
         url = request.getfixturevalue("postgres_url")
-    base = await start_gw(url)
-    gw = EventsGw(
-        base.config,
-        base.store,
-        base.keys,
-        base.spend,
-        WebhookDispatcher(allow_private=["127.0.0.1"]),
-    )
-    assert gw.events is not None
-    await gw.events.start()
-    app = Starlette(routes=control.routes(gw))
-    try:
-        async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c,
-            Receiver() as rx,
-        ):
-            yield Rig(gw, c, rx, [T0])
-    finally:
-        await gw.events.stop()
-        await stop_gw(gw)
+    async with events_gw(url) as gw, client_for(gw) as c, Receiver() as rx:
+        yield Rig(gw, c, rx, [T0])
 
 
 def bodies(rx: Receiver, path: str = "/hook") -> list[dict[str, Any]]:
