@@ -5,7 +5,8 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tollhouse.errors import ConfigError, DestinationBlocked
-from tollhouse.events.ssrf import GuardedResolver, SSRFGuard, is_internal
+from tollhouse.events.resolver import GuardedResolver
+from tollhouse.events.ssrf import SSRFGuard, is_internal
 
 INTERNAL = [
     "127.0.0.1",

@@ -23,15 +23,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tollhouse.control._http import error_response
 from tollhouse.errors import ConfigError, RateLimited
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("tollhouse.control")
 
@@ -159,6 +160,8 @@ class ControlRateLimiter:
         window = int(now // size)
         used: int | None = None
         if self._redis is not None:
+            from redis.exceptions import RedisError  # imported with the client
+
             try:
                 used = await self._shared(self._redis, window, caller)
             except (RedisError, OSError) as exc:
@@ -221,9 +224,12 @@ def limiter_for(gw: Any) -> ControlRateLimiter:
     counters = getattr(getattr(gw, "limits", None), "counters", None)
     client = getattr(counters, "client", None)
     shared = bool(getattr(counters, "shared_across_processes", False))
-    return ControlRateLimiter.from_settings(
-        settings, redis=client if shared and isinstance(client, Redis) else None
-    )
+    redis = None
+    if shared:  # Redis counters: redis is imported already
+        from redis.asyncio import Redis
+
+        redis = client if isinstance(client, Redis) else None
+    return ControlRateLimiter.from_settings(settings, redis=redis)
 
 
 def limit_routes(routes: list[BaseRoute], limiter: ControlRateLimiter) -> list[BaseRoute]:

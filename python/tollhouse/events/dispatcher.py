@@ -17,17 +17,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import aiohttp
+from typing import TYPE_CHECKING, Literal
 
 from tollhouse.errors import DestinationBlocked
 from tollhouse.events import spool
 from tollhouse.events.config import WebhookEndpoint, WebhooksConfig
 from tollhouse.events.signing import mask_url, signature_headers
 from tollhouse.events.slack import slack_bytes
-from tollhouse.events.ssrf import GuardedResolver, SSRFGuard
+from tollhouse.events.ssrf import SSRFGuard
 from tollhouse.events.types import Event
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("tollhouse.events")
 
@@ -215,8 +216,7 @@ class WebhookDispatcher:
     async def start(self) -> None:
         if self._state != "new":
             raise RuntimeError(f"dispatcher cannot start from state {self._state!r}")
-        self._state = "running"
-        self._ensure_session()
+        self._state = "running"  # the HTTP session opens with the first delivery
         if self._spool_path is not None:
             for ep, event in spool.load(self._spool_path, self._endpoints):
                 self._enqueue(Delivery(ep, event))
@@ -271,6 +271,10 @@ class WebhookDispatcher:
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp  # only once something is sent (~10 MiB per worker otherwise)
+
+            from tollhouse.events.resolver import GuardedResolver
+
             connector = aiohttp.TCPConnector(
                 resolver=GuardedResolver(self.guard), limit=100, ttl_dns_cache=10
             )
@@ -364,6 +368,8 @@ class WebhookDispatcher:
             return AttemptResult("blocked", detail=exc.message)
         headers = signature_headers(ep.secret, event.id, body)
         session = self._ensure_session()
+        import aiohttp  # imported by _ensure_session
+
         try:
             async with session.post(
                 ep.url, data=body, headers=headers, allow_redirects=False

@@ -7,20 +7,16 @@ host or network is listed in ``webhooks.allow_private``.
 
 The check runs at send time on the address actually connected to: IP-literal URLs are
 checked before the request (aiohttp does not consult a resolver for them) and host names
-go through ``GuardedResolver``, so a name that resolves to a public address when the
-target is saved and to 127.0.0.1 later (DNS rebinding) is still refused.
+go through ``GuardedResolver`` (``tollhouse.events.resolver``), so a name that resolves to
+a public address when the target is saved and to 127.0.0.1 later (DNS rebinding) is still refused.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from tollhouse.errors import ConfigError, DestinationBlocked
 
@@ -157,23 +153,3 @@ class SSRFGuard:
                     f"delivery host {host!r} resolves to internal address {address} "
                     "(add it to webhooks.allow_private to permit)"
                 )
-
-
-class GuardedResolver(AbstractResolver):
-    """An aiohttp resolver that refuses a host if ANY of its addresses is internal.
-
-    All-or-nothing, because aiohttp may try every returned address in turn."""
-
-    def __init__(self, guard: SSRFGuard, inner: AbstractResolver | None = None) -> None:
-        self._guard = guard
-        self._inner = inner or ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        self._guard.check_resolved(host, [r["host"] for r in results])
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()

@@ -30,15 +30,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from tollhouse.errors import ConfigError, Unavailable
 from tollhouse.guard.presets import Preset
 from tollhouse.store.base import KeyRecord
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 RISKS: Final = ("low", "medium", "high", "critical")
 BLOCKING_RISKS: Final = frozenset({"high", "critical"})
@@ -192,6 +193,8 @@ class Auditor:
         """This replica's verdict, else the one kept in Redis (``None`` once expired)."""
         verdict = self._verdicts.get(audit_id)
         if verdict is None and self._redis is not None:
+            from redis.exceptions import RedisError  # imported with the client
+
             try:
                 raw = await self._redis.get(REDIS_PREFIX + audit_id)
             except (RedisError, OSError) as exc:
@@ -222,6 +225,8 @@ class Auditor:
         assert self._redis is not None  # noqa: S101
         if after is not None:
             await asyncio.wait({after})
+        from redis.exceptions import RedisError  # imported with the client
+
         try:
             await self._redis.set(REDIS_PREFIX + audit_id, body, ex=VERDICT_TTL_S)
         except (RedisError, OSError) as exc:  # other replicas will not find it; this one will

@@ -15,12 +15,13 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import aiohttp
-
-from tollhouse.events.ssrf import GuardedResolver, SSRFGuard
+from tollhouse.events.ssrf import SSRFGuard
 from tollhouse.store.base import KeyRecord
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("tollhouse.guard")
 
@@ -67,6 +68,10 @@ class Snapshotter:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp  # only once a snapshot is sent (~10 MiB per worker otherwise)
+
+            from tollhouse.events.resolver import GuardedResolver
+
             connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.guard), limit=50)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self._session

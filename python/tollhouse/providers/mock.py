@@ -27,14 +27,16 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
 
 from tollhouse.config import ProviderConfig
 from tollhouse.errors import ConfigError, ProviderError, UpstreamHTTPError
 from tollhouse.providers.base import Call, Provider, Reply
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 DEFAULT_REPLY = "This is a deterministic reply from the Tollhouse mock provider."
 
@@ -306,6 +308,8 @@ def _error_body(message: str, code: str) -> bytes:
 
 def http_app(options: Mapping[str, Any] | None = None) -> web.Application:
     """The mock as an OpenAI-shaped aiohttp app (what an ``openai_compatible`` upstream sees)."""
+    from aiohttp import web  # not for the in-process provider
+
     engine = MockEngine(options)
 
     async def _read(request: web.Request) -> dict[str, Any] | web.Response:
@@ -370,6 +374,8 @@ def http_app(options: Mapping[str, Any] | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from aiohttp import web
+
     parser = argparse.ArgumentParser(description="Serve the mock provider over HTTP.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18000)

@@ -29,10 +29,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from tollhouse import native
 from tollhouse.config import Config
@@ -49,7 +46,11 @@ from tollhouse.routing.registry import (
     request_parameters,
 )
 from tollhouse.routing.retry import RetryConfig
-from tollhouse.routing.shared import SharedRouting
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from tollhouse.routing.shared import SharedRouting
 
 log = logging.getLogger("tollhouse.routing")
 
@@ -188,6 +189,8 @@ class Router:
 
     def share(self, client: Redis, once: OnceGate | None = None) -> None:
         """Share breaker state and policy definitions through Redis (``counters`` Redis)."""
+        from tollhouse.routing.shared import SharedRouting  # imports redis: Redis counters only
+
         self.shared = SharedRouting(client, self)
         self.once = once
 
@@ -203,6 +206,8 @@ class Router:
         """Reload the shared policy definitions (admin reads and writes start here)."""
         if self.shared is None:
             return
+        from redis.exceptions import RedisError  # a shared router has Redis
+
         try:
             await self.shared.refresh_policies()
         except (RedisError, OSError) as exc:
@@ -211,6 +216,8 @@ class Router:
     async def save_policy(self, policy: FailoverPolicy) -> None:
         if self.shared is None:
             return
+        from redis.exceptions import RedisError  # a shared router has Redis
+
         try:
             await self.shared.save_policy(policy)
         except (RedisError, OSError) as exc:
@@ -220,6 +227,8 @@ class Router:
     async def drop_policy(self, policy_id: str) -> None:
         if self.shared is None:
             return
+        from redis.exceptions import RedisError  # a shared router has Redis
+
         try:
             await self.shared.drop_policy(policy_id)
         except (RedisError, OSError) as exc:
