@@ -29,38 +29,23 @@ _BASE_FIELDS = frozenset(
 _COMMON = frozenset(
     {"max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "tools", "tool_choice"}
 )
+# What an Azure deployment of an OpenAI model takes; OpenAI itself takes a few more.
+_AZURE = _COMMON | {
+    "n",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "frequency_penalty",
+    "presence_penalty",
+    "response_format",
+    "parallel_tool_calls",
+    "encoding_format",
+    "dimensions",
+}
 KIND_PARAMETERS: dict[str, frozenset[str]] = {
-    "openai": _COMMON
-    | {
-        "n",
-        "seed",
-        "logprobs",
-        "top_logprobs",
-        "logit_bias",
-        "frequency_penalty",
-        "presence_penalty",
-        "response_format",
-        "parallel_tool_calls",
-        "metadata",
-        "encoding_format",
-        "dimensions",
-        "reasoning",
-        "service_tier",
-    },
-    "azure": _COMMON
-    | {
-        "n",
-        "seed",
-        "logprobs",
-        "top_logprobs",
-        "logit_bias",
-        "frequency_penalty",
-        "presence_penalty",
-        "response_format",
-        "parallel_tool_calls",
-        "encoding_format",
-        "dimensions",
-    },
+    "openai": _AZURE | {"metadata", "reasoning", "service_tier"},
+    "azure": _AZURE,
     "anthropic": _COMMON | {"top_k", "metadata", "reasoning", "parallel_tool_calls"},
     "gemini": _COMMON
     | {"top_k", "seed", "frequency_penalty", "presence_penalty", "response_format", "n"},
