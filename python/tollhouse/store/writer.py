@@ -48,8 +48,7 @@ class SpendWriter:
         self.stop_timeout = stop_timeout
         self._queue: deque[SpendRow] = deque()
         self._wake = asyncio.Event()
-        self._stop_event = asyncio.Event()
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.written = 0
@@ -104,8 +103,7 @@ class SpendWriter:
 
     async def start(self) -> None:
         if self._task is None:
-            self._stopping = False
-            self._stop_event.clear()
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="tollhouse-spend-writer")
 
     async def stop(self) -> None:
@@ -115,8 +113,7 @@ class SpendWriter:
         that lands mid-query into an ordinary error, which would otherwise be retried
         forever.  A cancel is only the fallback for a loop stuck in a store call.
         """
-        self._stopping = True
-        self._stop_event.set()
+        self._stopping.set()
         self._wake.set()
         task, self._task = self._task, None
         if task is not None:
@@ -144,14 +141,14 @@ class SpendWriter:
 
     async def _run(self) -> None:
         backoff = self.min_backoff
-        while not self._stopping:
+        while not self._stopping.is_set():
             if len(self._queue) < self.batch:
                 await _wait(self._wake, self.interval)
             self._wake.clear()
-            while self._queue and not self._stopping:
+            while self._queue and not self._stopping.is_set():
                 if not await self._write_batch():
                     # Only a stop cuts the backoff short; new rows do not.
-                    await _wait(self._stop_event, backoff)
+                    await _wait(self._stopping, backoff)
                     backoff = min(backoff * 2, self.max_backoff)
                     break
                 backoff = self.min_backoff
