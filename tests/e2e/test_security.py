@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from tests.support.gateway import asgi_request, upstream_config
+from tests.support.gateway import add_key, asgi_request, upstream_config
 from tests.support.receiver import Receiver
 from tests.support.upstream import Upstream
 
 from tollhouse.app import App, build_app
 from tollhouse.config import parse_config
-from tollhouse.guard.keys import generate_key, hash_key, key_label
-from tollhouse.store import open_store
-from tollhouse.store.base import KeyRecord
 
 CORPUS = Path(__file__).parents[1] / "data" / "redaction_corpus.jsonl"
 POLICIES = [
@@ -31,18 +27,6 @@ POLICIES = [
 
 def corpus(kind: str) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, CORPUS.read_text().splitlines()) if r["kind"] == kind]
-
-
-async def add_key(store_url: str, **metadata: Any) -> str:
-    raw, now = generate_key(), time.time()
-    record = KeyRecord(hash_key(raw), "sec", key_label(raw), now, now, metadata=metadata)
-    store = open_store(store_url)
-    await store.open()
-    try:
-        await store.create_key(record)
-    finally:
-        await store.close()
-    return raw
 
 
 class Env:
@@ -85,10 +69,10 @@ async def env(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Env]:
         store = data["store"]
         app = build_app(parse_config(data))
         e = Env(app, store, upstream, rx)
-        e.keys["standard"] = await add_key(store)
-        e.keys["relaxed"] = await add_key(store, preset="relaxed")
-        e.keys["blocker"] = await add_key(store, redaction={"OPENAI_KEY": "block"})
-        e.keys["strict"] = await add_key(store, preset="strict")
+        e.keys["standard"] = await add_key(store, "sec")
+        e.keys["relaxed"] = await add_key(store, "sec", preset="relaxed")
+        e.keys["blocker"] = await add_key(store, "sec", redaction={"OPENAI_KEY": "block"})
+        e.keys["strict"] = await add_key(store, "sec", preset="strict")
         await app.gw.start()
         try:
             yield e

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
-from tests.support.gateway import GatewayProcess, asgi_request, write_config
+from tests.support.gateway import GatewayProcess, add_key, asgi_request, write_config
 from tests.support.receiver import Receiver
 
 from tollhouse import control
@@ -23,24 +23,9 @@ from tollhouse.app import App, build_app
 from tollhouse.config import parse_config
 from tollhouse.errors import ConfigError
 from tollhouse.guard.audit import VERDICT_TTL_S, AuditConfig, parse_risk
-from tollhouse.guard.keys import generate_key, hash_key, key_label
-from tollhouse.store import open_store
-from tollhouse.store.base import KeyRecord
 
 ADMIN = "adm_" + "aud1t0" * 6
 CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "tell me something"}]}
-
-
-async def add_key(store_url: str, name: str, **metadata: Any) -> str:
-    raw, now = generate_key(), time.time()
-    record = KeyRecord(hash_key(raw), name, key_label(raw), now, now, metadata=metadata)
-    store = open_store(store_url)
-    await store.open()
-    try:
-        await store.create_key(record)
-    finally:
-        await store.close()
-    return raw
 
 
 class Env:

@@ -7,33 +7,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from tests.support.gateway import asgi_request
+from tests.support.gateway import add_key, asgi_request
 from tests.support.receiver import Receiver, Reply
 
 from tollhouse.app import App, build_app
 from tollhouse.config import parse_config
-from tollhouse.guard.keys import generate_key, hash_key, key_label
-from tollhouse.store import open_store
-from tollhouse.store.base import KeyRecord
 
 CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "hi"}]}
 SNAP = orjson.dumps({"snapshotId": "snap_abc123", "commitHash": "a1b2c3d4", "branch": "main"})
-
-
-async def add_key(store_url: str, name: str, **metadata: Any) -> str:
-    raw, now = generate_key(), time.time()
-    record = KeyRecord(hash_key(raw), name, key_label(raw), now, now, metadata=metadata)
-    store = open_store(store_url)
-    await store.open()
-    try:
-        await store.create_key(record)
-    finally:
-        await store.close()
-    return raw
 
 
 class Env:

@@ -78,6 +78,7 @@ async def acreate_key(
     models: Sequence[str] | None = None,
     disabled: bool = False,
     expires_at: float | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[str, KeyRecord]:
     """A new raw key and its record, written to the store at ``store_url``."""
     raw = generate_key()
@@ -91,6 +92,7 @@ async def acreate_key(
         disabled=disabled,
         models=tuple(models) if models is not None else None,
         expires_at=expires_at,
+        metadata=metadata or {},
     )
     store = open_store(store_url)
     await store.open()
@@ -99,6 +101,13 @@ async def acreate_key(
     finally:
         await store.close()
     return raw, record
+
+
+async def add_key(store_url: str, name: str = "test", **metadata: Any) -> str:
+    """``acreate_key`` with key metadata (``audit=``, ``preset=``, ...) for tests that
+    need only the raw key."""
+    raw, _ = await acreate_key(store_url, name, metadata=metadata)
+    return raw
 
 
 def create_key(
