@@ -52,9 +52,10 @@ class Security:
         audit = AuditConfig.parse(config.section("audit"))
         ask = None
         if audit.model is not None:
-            ask = model_caller(_models(config), providers)
-            if audit.model not in _models(config):
+            models = _models(config)
+            if audit.model not in models:
                 raise ConfigError(f"audit.model: {audit.model!r} is not a configured model")
+            ask = model_caller(models, providers)
         return cls(
             redaction=RequestRedactor(config.section("redaction")),
             policies=PolicySet.from_config(config.section("policies")),
