@@ -353,12 +353,8 @@ class WebhookDispatcher:
         return min(delay, self.max_delay)
 
     async def send_once(self, endpoint: WebhookEndpoint, event: Event) -> AttemptResult:
-        """One attempt, awaited (control-plane ``verify`` and ``test`` actions)."""
-        return await self._attempt(endpoint, event, Delivery(endpoint, event).body())
-
-    async def send_now(self, endpoint: WebhookEndpoint, event: Event) -> AttemptResult:
-        """One signed, SSRF-guarded attempt, awaited (a target's ``verify`` call); the
-        queue and its retries are not involved."""
+        """One signed, SSRF-guarded attempt, awaited (control-plane ``verify`` and ``test``
+        actions, alert firing); the queue and its retries are not involved."""
         return await self._attempt(endpoint, event, Delivery(endpoint, event).body())
 
     async def _attempt(self, ep: WebhookEndpoint, event: Event, body: bytes) -> AttemptResult:

@@ -1,7 +1,7 @@
 """Send one event to one stored delivery target (``webhook``, ``slack`` or ``email``), now.
 
 The one path every sender uses: a target's ``verify``, an alert rule's ``test``, and alert
-firing.  Webhook and Slack targets go through ``WebhookDispatcher.send_now`` (signed with
+firing.  Webhook and Slack targets go through ``WebhookDispatcher.send_once`` (signed with
 the target's secret, SSRF-guarded, Slack-formatted for Slack); email targets through
 ``events.email.send_email`` with the same SSRF guard and timeout.  A delivery that fails
 is an outcome, never an exception.
@@ -50,7 +50,7 @@ async def send_to_target(
         type="slack" if kind == "slack" else "webhook",
         name=name,
     )
-    return await dispatcher.send_now(endpoint, event)
+    return await dispatcher.send_once(endpoint, event)
 
 
 async def deliver(
