@@ -224,7 +224,7 @@ async def _complete(
     pipeline.settle(gw, ex, usage)
     ex.finish_reason = pipeline.first_finish_reason(data)
     out = security.scan_reply(gw, ex, data, reply.body)
-    await security.audit_reply(gw, ex, pipeline.completion_text(data))
+    await security.audit_reply(gw, ex, data)
     await security.snapshot_header(ex)
     headers = [(b"content-type", reply.content_type), *pipeline.gate_headers(ex, cost=True)]
     await asgi.send_bytes(send, 200, out, headers)

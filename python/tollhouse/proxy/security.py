@@ -34,7 +34,7 @@ from tollhouse.guard.response_scan import StreamScanner, scan_completion
 from tollhouse.guard.snapshots import snapshot_request, snapshot_url
 from tollhouse.proxy import asgi, budget
 from tollhouse.proxy._settle import settle_shielded
-from tollhouse.proxy.pipeline import Exchange
+from tollhouse.proxy.pipeline import Exchange, completion_text
 
 log = logging.getLogger("tollhouse.guard")
 
@@ -233,12 +233,14 @@ def _audit_done(gw: Gateway, ex: Exchange, verdict: Verdict) -> None:
         )
 
 
-async def audit_reply(gw: Gateway, ex: Exchange, answer: str) -> None:
-    """Audit the answer: in the background (async) or now (blocking, 451 for a high or
-    critical risk).  Sets the ``x-gate-audit-*`` headers."""
+async def audit_reply(gw: Gateway, ex: Exchange, data: dict[str, Any]) -> None:
+    """Audit the answer ``data`` (a chat completion): in the background (async) or now
+    (blocking, 451 for a high or critical risk).  Sets the ``x-gate-audit-*`` headers.
+    Without an audit the answer's text is never gathered."""
     mode = ex.audit_mode
     if mode is None:
         return
+    answer = completion_text(data)
     auditor = gw.security.auditor
     verdict = auditor.open(ex.request_id, ex.key, mode)
     ex.guard_headers.append((AUDIT_ID, verdict.id.encode()))
