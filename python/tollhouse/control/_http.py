@@ -76,13 +76,19 @@ def query_int(request: Request, name: str, default: int, *, maximum: int = MAX_Q
     return value
 
 
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+# What ``query_bool`` accepts (for a parameter's OpenAPI enum).
+QUERY_BOOLS = tuple(w for pair in zip(_TRUE, _FALSE, strict=True) for w in pair)
+
+
 def query_bool(request: Request, name: str, default: bool) -> bool:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
+    if lowered in _TRUE:
         return True
-    if lowered in ("false", "0", "no"):
+    if lowered in _FALSE:
         return False
     raise InvalidRequest(f"query parameter {name!r} must be true or false")

@@ -25,6 +25,7 @@ from tollhouse.control._access import workspace_in
 from tollhouse.control._auth import ControlGateway, require_admin
 from tollhouse.control._http import (
     MAX_QUERY_INT,
+    QUERY_BOOLS,
     endpoint,
     iso,
     json_object,
@@ -54,7 +55,6 @@ from tollhouse.guard.keys import generate_key, hash_key, key_label
 from tollhouse.store.base import KeyRecord, Store
 
 RESET_PERIODS = ("daily", "weekly", "monthly")
-_BOOLS = ["true", "false", "1", "0", "yes", "no"]
 MAX_LIMIT_USD = 1e9
 PAGE_MAX = 100
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -367,7 +367,10 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
     @endpoint
     @spec(
         "virtual keys",
-        params=(*PAGE_PARAMS, query("include_disabled", {"type": "string", "enum": _BOOLS})),
+        params=(
+            *PAGE_PARAMS,
+            query("include_disabled", {"type": "string", "enum": list(QUERY_BOOLS)}),
+        ),
         response=envelope(array(KEY)),
         auth=ADMIN,
     )
