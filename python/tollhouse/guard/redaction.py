@@ -20,7 +20,7 @@ A key's ``metadata["redaction"]`` (``{FAMILY: mode}``) overrides the modes; a fa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -56,25 +56,18 @@ MODES: Final = ("mask", "hash", "block")
 Leaf = tuple[dict[str, Any] | list[Any], Any]  # (container, key or index)
 
 
-def _walk(node: Any, out: list[Leaf], depth: int = 0) -> None:
+def _walk(node: dict[str, Any] | list[Any], out: list[Leaf], depth: int = 0) -> None:
     if depth > 32:
         return
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k in SKIP_KEYS:
-                continue
-            if isinstance(v, str):
-                if v and not v.startswith("data:"):
-                    out.append((node, k))
-            elif isinstance(v, dict | list):
-                _walk(v, out, depth + 1)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            if isinstance(v, str):
-                if v and not v.startswith("data:"):
-                    out.append((node, i))
-            elif isinstance(v, dict | list):
-                _walk(v, out, depth + 1)
+    entries: Iterable[tuple[Any, Any]] = node.items() if isinstance(node, dict) else enumerate(node)
+    for k, v in entries:
+        if k in SKIP_KEYS:  # never a list index
+            continue
+        if isinstance(v, str):
+            if v and not v.startswith("data:"):
+                out.append((node, k))
+        elif isinstance(v, dict | list):
+            _walk(v, out, depth + 1)
 
 
 def _group(leaves: list[Leaf], groups: list[list[Leaf]]) -> None:
