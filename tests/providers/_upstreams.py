@@ -15,7 +15,6 @@ events (the connection closes mid-stream); ``event_delay`` paces stream events, 
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from tests.support.servers import free_port
 
 KEY = "sk-upstream-test-key"
 
@@ -51,15 +51,9 @@ class Upstream:
         return self.seen[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(app: web.Application, state: Upstream, prefix: str = "") -> Iterator[Upstream]:
-    port = _free_port()
+    port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
     ready = threading.Event()

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from tests.providers._helpers import arguments_of, call, config, read_stream, text_of
 from tests.providers._upstreams import KEY, Upstream, anthropic_upstream
+from tests.support.servers import free_port
 
 from tollhouse.errors import InvalidRequest, ProviderError, UpstreamHTTPError
 from tollhouse.providers.anthropic import AnthropicProvider
@@ -141,9 +142,7 @@ async def test_upstream_4xx_passes_back_and_5xx_is_provider_error(upstream: Upst
 
 
 async def test_connection_refused_is_provider_error() -> None:
-    from tests.providers._upstreams import _free_port
-
-    p = AnthropicProvider(config("anthropic", f"http://127.0.0.1:{_free_port()}", KEY))
+    p = AnthropicProvider(config("anthropic", f"http://127.0.0.1:{free_port()}", KEY))
     await p.start()
     try:
         with pytest.raises(ProviderError, match="unreachable"):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import orjson
 import pytest
+from tests.support.servers import free_port
 from tests.support.upstream import Upstream
 
 from tollhouse.config import ProviderConfig, Secret
@@ -65,10 +65,7 @@ async def test_errors_map_to_the_contract() -> None:
             assert await asyncio.to_thread(up.wait_cancelled, 2)  # the connection was dropped
         finally:
             await p.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    p = build_provider(config(f"http://127.0.0.1:{port}/v1"))
+    p = build_provider(config(f"http://127.0.0.1:{free_port()}/v1"))
     await p.start()
     try:
         with pytest.raises(ProviderError, match="unreachable"):

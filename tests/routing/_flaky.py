@@ -5,7 +5,6 @@ connection), and an in-process gateway over several of them."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +13,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from tests.support.gateway import acreate_key, asgi_request
+from tests.support.gateway import acreate_key, asgi_request, free_port
 from tests.support.upstream import Seen, Upstream
 
 from tollhouse.app import App, build_app
@@ -56,10 +55,7 @@ class Flaky(Upstream):
 
 def dead_url() -> str:
     """A base URL where nothing listens (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 def provider(url: str, **kw: Any) -> dict[str, Any]:
