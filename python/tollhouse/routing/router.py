@@ -254,7 +254,8 @@ class Router:
         config = self.registry.lookup(model)
         if config is not None:
             names.extend(config.fallbacks)
-        params = request_parameters(body)
+        # only ``require_parameters`` looks at them (``_eligible``)
+        params = request_parameters(body) if prefs.require_parameters else set()
         seen_models: set[str] = set()
         seen: set[tuple[str, str]] = set()
         out: list[Target] = []
