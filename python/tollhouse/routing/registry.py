@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tollhouse import native
@@ -65,11 +65,12 @@ class Target:
     input_micros_per_mtok: int | None = None
     output_micros_per_mtok: int | None = None
     parameters: frozenset[str] | None = None  # None: accepts anything
+    # The deployment's identity (breakers and health are per deployment): made once
+    # here, not on each of the many reads a request does.
+    id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def id(self) -> str:
-        """The deployment's identity (breakers and health are per deployment)."""
-        return f"{self.provider}/{self.upstream_model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.provider}/{self.upstream_model}")
 
     def matches(self, name: str) -> bool:
         """Whether a provider slug or deployment id from a request names this target."""
