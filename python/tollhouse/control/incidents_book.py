@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import orjson
@@ -303,7 +303,9 @@ class IncidentBook:
             now = await self.get(workspace_id, incident_id)
             raise Conflict(f"incident {incident_id!r} changed meanwhile: it is {now.status}")
         await self.append(incident_id, status, {"actor": actor, "from": current.status}, at=at)
-        return await self.get(workspace_id, incident_id)
+        if status == "acknowledged":
+            return replace(current, status=status, acknowledged_at=at, updated_at=at)
+        return replace(current, status=status, resolved_at=at, updated_at=at)
 
     # -- reading --------------------------------------------------------------------------
 
