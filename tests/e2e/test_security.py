@@ -11,12 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.support.gateway import add_key, asgi_request, upstream_config
+from tests.support.gateway import add_key, asgi_request, running_app, upstream_config
 from tests.support.receiver import Receiver
 from tests.support.upstream import Upstream
 
-from tollhouse.app import App, build_app
-from tollhouse.config import parse_config
+from tollhouse.app import App
 
 CORPUS = Path(__file__).parents[1] / "data" / "redaction_corpus.jsonl"
 POLICIES = [
@@ -67,17 +66,16 @@ async def env(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Env]:
             },
         )
         store = data["store"]
-        app = build_app(parse_config(data))
-        e = Env(app, store, upstream, rx)
-        e.keys["standard"] = await add_key(store, "sec")
-        e.keys["relaxed"] = await add_key(store, "sec", preset="relaxed")
-        e.keys["blocker"] = await add_key(store, "sec", redaction={"OPENAI_KEY": "block"})
-        e.keys["strict"] = await add_key(store, "sec", preset="strict")
-        await app.gw.start()
-        try:
+        keys = {
+            "standard": await add_key(store, "sec"),
+            "relaxed": await add_key(store, "sec", preset="relaxed"),
+            "blocker": await add_key(store, "sec", redaction={"OPENAI_KEY": "block"}),
+            "strict": await add_key(store, "sec", preset="strict"),
+        }
+        async with running_app(data) as app:
+            e = Env(app, store, upstream, rx)
+            e.keys.update(keys)
             yield e
-        finally:
-            await app.gw.stop()
 
 
 def chat(*contents: Any) -> dict[str, Any]:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.support.gateway import add_key, asgi_request
+from tests.support.gateway import add_key, asgi_request, running_app
 from tests.support.receiver import Receiver, Reply
 
-from tollhouse.app import App, build_app
-from tollhouse.config import parse_config
+from tollhouse.app import App
 
 CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "hi"}]}
 SNAP = orjson.dumps({"snapshotId": "snap_abc123", "commitHash": "a1b2c3d4", "branch": "main"})
@@ -36,14 +35,12 @@ class Env:
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with Receiver(default=Reply(200, body=SNAP)) as rx:
         store = f"sqlite:///{tmp_path / 's.db'}"
-        config = parse_config(
-            {
-                "store": store,
-                "providers": {"mock": {"kind": "mock"}},
-                "models": {"mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]}},
-                "webhooks": {"allow_private": ["127.0.0.0/8"]},
-            }
-        )
+        config = {
+            "store": store,
+            "providers": {"mock": {"kind": "mock"}},
+            "models": {"mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]}},
+            "webhooks": {"allow_private": ["127.0.0.0/8"]},
+        }
         url = rx.url_for("/snapshot")
         keys = {
             "always": await add_key(
@@ -55,12 +52,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                 store, "internal", snapshot={"url": "http://169.254.169.254/x", "enabled": True}
             ),
         }
-        app = build_app(config)
-        await app.gw.start()
-        try:
+        async with running_app(config) as app:
             yield Env(app, rx, keys)
-        finally:
-            await app.gw.stop()
 
 
 async def test_snapshot_success_and_protocol(env: Env) -> None:

@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from tests.support.gateway import acreate_key, asgi_request
+from tests.support.gateway import acreate_key, asgi_request, running_app
 
-from tollhouse.app import App, build_app
-from tollhouse.config import parse_config
+from tollhouse.app import App
 
 ADMIN = "adm_" + "p0l1cy" * 6
 CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "about Project Heron"}]}
@@ -22,21 +21,15 @@ CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "about Proje
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[tuple[App, str]]:
     store = f"sqlite:///{tmp_path / 'w.db'}"
-    config = parse_config(
-        {
-            "store": store,
-            "admin_key": ADMIN,
-            "providers": {"mock": {"kind": "mock"}},
-            "models": {"mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]}},
-        }
-    )
+    config = {
+        "store": store,
+        "admin_key": ADMIN,
+        "providers": {"mock": {"kind": "mock"}},
+        "models": {"mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]}},
+    }
     raw, _ = await acreate_key(store)
-    app = build_app(config)
-    await app.gw.start()
-    try:
+    async with running_app(config) as app:
         yield app, raw
-    finally:
-        await app.gw.stop()
 
 
 async def test_crud_and_enforcement(env: tuple[App, str]) -> None:

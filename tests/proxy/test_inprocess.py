@@ -7,10 +7,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.support.gateway import acreate_key, asgi_request
+from tests.support.gateway import acreate_key, asgi_request, running_app
 
-from tollhouse.app import App, build_app
-from tollhouse.config import parse_config
+from tollhouse.app import App
 
 CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "hello"}]}
 
@@ -18,22 +17,16 @@ CHAT = {"model": "mock-1", "messages": [{"role": "user", "content": "hello"}]}
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[tuple[App, str]]:
     store = f"sqlite:///{tmp_path / 't.db'}"
-    config = parse_config(
-        {
-            "store": store,
-            "server": {"max_body_bytes": 2048},
-            "providers": {"mock": {"kind": "mock", "options": {"reply": "in process"}}},
-            "models": {"mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]}},
-            "pricing": {"mock-1": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
-        }
-    )
+    config = {
+        "store": store,
+        "server": {"max_body_bytes": 2048},
+        "providers": {"mock": {"kind": "mock", "options": {"reply": "in process"}}},
+        "models": {"mock-1": {"deployments": [{"provider": "mock", "model": "mock-1"}]}},
+        "pricing": {"mock-1": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+    }
     raw, _ = await acreate_key(store)
-    application = build_app(config)
-    await application.gw.start()
-    try:
+    async with running_app(config) as application:
         yield application, raw
-    finally:
-        await application.gw.stop()
 
 
 def headers(raw: str) -> list[tuple[str, str]]:

@@ -13,11 +13,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from tests.support.gateway import acreate_key, asgi_request, free_port
+from tests.support.gateway import acreate_key, asgi_request, free_port, running_app
 from tests.support.upstream import Seen, Upstream
 
-from tollhouse.app import App, build_app
-from tollhouse.config import parse_config
+from tollhouse.app import App
 
 
 class Flaky(Upstream):
@@ -117,12 +116,8 @@ async def gateway(tmp: Path, config: dict[str, Any]) -> AsyncIterator[Gate]:
     store = f"sqlite:///{tmp / 'routing.db'}"
     full = {"store": store, "routing": FAST_ROUTING, **config}
     raw, _ = await acreate_key(store)
-    app = build_app(parse_config(full))
-    await app.gw.start()
-    try:
+    async with running_app(full) as app:
         yield Gate(app, raw)
-    finally:
-        await app.gw.stop()
 
 
 async def in_thread(fn: Any, *args: Any) -> Any:

@@ -19,13 +19,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import yaml
 
+from tollhouse.app import App, build_app
+from tollhouse.config import parse_config
 from tollhouse.guard.keys import generate_key, hash_key, key_label
 from tollhouse.store import open_store
 from tollhouse.store.base import KeyRecord
@@ -199,6 +202,18 @@ class GatewayProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@asynccontextmanager
+async def running_app(config: dict[str, Any]) -> AsyncIterator[App]:
+    """The in-process app for ``config``, its gateway started for the block and stopped
+    after (drive it with ``asgi_request``)."""
+    app = build_app(parse_config(config))
+    await app.gw.start()
+    try:
+        yield app
+    finally:
+        await app.gw.stop()
 
 
 async def asgi_request(
