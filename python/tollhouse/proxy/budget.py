@@ -14,7 +14,7 @@ so a second cancellation cannot leave a reservation held.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import orjson
 
@@ -26,16 +26,7 @@ from tollhouse.guard.limits import Ask
 from tollhouse.proxy import asgi, pipeline
 from tollhouse.proxy._settle import settle_shielded
 from tollhouse.proxy.pipeline import Exchange
-
-
-class _Target(Protocol):
-    @property
-    def model(self) -> str: ...
-    @property
-    def provider(self) -> str: ...
-
-
-T = TypeVar("T", bound=_Target)
+from tollhouse.routing.registry import Target
 
 AGENT = b"x-gate-agent-id"
 FEATURE = b"x-gate-feature"
@@ -182,9 +173,9 @@ async def admit(
     raise BudgetExceeded("guardrails keep rerouting this request; giving up")
 
 
-def allowed_targets(ex: Exchange, targets: list[T]) -> list[T]:
+def allowed_targets(ex: Exchange, targets: list[Target]) -> list[Target]:
     """Drop fallback deployments a guardrail that applies does not allow (the primary
-    route was checked when admitted).  ``T`` has ``model`` and ``provider``."""
+    route was checked when admitted)."""
     rails = ex.admission.rails if ex.admission is not None else ()
     if not rails:
         return targets
