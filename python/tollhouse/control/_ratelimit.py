@@ -38,7 +38,6 @@ log = logging.getLogger("tollhouse.control")
 
 DEFAULT_REQUESTS = 600
 DEFAULT_WINDOW_SECONDS = 60
-DEFAULT_PER_MINUTE = DEFAULT_REQUESTS
 MAX_WINDOW_SECONDS = 86_400
 REDIS_PREFIX = "tollhouse:ctl:rl:"
 _MAX_CALLERS = 100_000
@@ -112,7 +111,7 @@ class ControlRateLimiter:
         redis: Redis | None = None,
         prefix: str = REDIS_PREFIX,
     ) -> None:
-        self.per_minute = per_minute  # the limit per window (named for the default window)
+        self.limit = per_minute  # requests per window (``per_minute`` for the default window)
         self.window_seconds = window_seconds
         self._clock = clock
         self._redis = redis
@@ -126,14 +125,6 @@ class ControlRateLimiter:
         cls, settings: ControlSettings, *, redis: Redis | None = None
     ) -> ControlRateLimiter:
         return cls(settings.requests, window_seconds=settings.window_seconds, redis=redis)
-
-    @property
-    def limit(self) -> int:
-        return self.per_minute
-
-    @property
-    def shared(self) -> bool:
-        return self._redis is not None
 
     def _local(self, window: int, caller: str) -> int:
         if window != self._window or len(self._counts) > _MAX_CALLERS:
@@ -175,7 +166,7 @@ class ControlRateLimiter:
             used = self._local(window, caller)
         end = (window + 1) * size
         retry_after = max(1, math.ceil(end - now))
-        return Taken(used <= self.per_minute, max(0, self.per_minute - used), retry_after, end)
+        return Taken(used <= self.limit, max(0, self.limit - used), retry_after, end)
 
 
 def caller_of(scope: Scope) -> str:
