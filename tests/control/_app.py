@@ -71,3 +71,14 @@ async def events_gw(url: str) -> AsyncIterator[EventsGw]:
 def client_for(gw: Gw) -> httpx.AsyncClient:
     app = Starlette(routes=control.routes(gw))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+async def workspace_key(
+    client: httpx.AsyncClient, admin: dict[str, str], role: str, ws: str = "default"
+) -> dict[str, str]:
+    """The bearer header of a new API key with ``role`` in workspace ``ws``."""
+    r = await client.post(
+        f"/v1/workspaces/{ws}/api-keys", json={"name": role, "role": role}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['key']}"}

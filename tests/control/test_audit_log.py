@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.control._app import Gw
+from tests.control._app import Gw, workspace_key
 
 from tollhouse.config import Config
 from tollhouse.control._access import ROLES
@@ -56,23 +56,13 @@ async def test_auth(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     assert r.status_code == 401
 
 
-async def wk(
-    client: httpx.AsyncClient, admin: dict[str, str], ws: str, role: str
-) -> dict[str, str]:
-    r = await client.post(
-        f"/v1/workspaces/{ws}/api-keys", json={"name": role, "role": role}, headers=admin
-    )
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['key']}"}
-
-
 async def test_workspace_keys_read_their_own_workspace(
     gw: Gw, client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     other = (await client.post("/v1/workspaces", json={"name": "B"}, headers=admin)).json()
     ws_b = other["data"]["id"]
-    keys = {role: await wk(client, admin, "default", role) for role in ROLES}
-    b_admin = await wk(client, admin, ws_b, "admin")
+    keys = {role: await workspace_key(client, admin, role) for role in ROLES}
+    b_admin = await workspace_key(client, admin, "admin", ws_b)
     assert (await client.post("/v1/keys", json={"name": "global"}, headers=admin)).is_success
     # ingest names no workspace: filed under the calling key's own
     ingest = {**keys["member"], "Idempotency-Key": "i-1"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.control._app import Gw
+from tests.control._app import Gw, workspace_key
 
 from tollhouse.control.audit_chain import audit_for
 from tollhouse.control.incidents import DETAIL, ENTRY, INCIDENT
@@ -16,14 +16,6 @@ from tollhouse.control.incidents_book import book_for
 from tollhouse.events.types import Event
 
 BASE = "/v1/workspaces/default/incidents"
-
-
-async def make_key(client: httpx.AsyncClient, admin: dict[str, str], role: str) -> dict[str, str]:
-    r = await client.post(
-        "/v1/workspaces/default/api-keys", json={"name": role, "role": role}, headers=admin
-    )
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['key']}"}
 
 
 async def open_one(
@@ -193,8 +185,8 @@ async def test_list_filters_sort_and_pages(
 
 async def test_role_matrix(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     iid = (await open_one(client, admin))["id"]
-    viewer = await make_key(client, admin, "viewer")
-    member = await make_key(client, admin, "member")
+    viewer = await workspace_key(client, admin, "viewer")
+    member = await workspace_key(client, admin, "member")
     assert (await client.get(BASE, headers=viewer)).status_code == 200
     assert (await client.get(f"{BASE}/{iid}", headers=viewer)).status_code == 200
     for method, url, body in (

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from tests.control._app import workspace_key
 from tests.support.gateway import Stack
 from tests.support.receiver import Receiver
 from tests.support.upstream import Upstream
@@ -54,11 +55,7 @@ class Api:
         return wid
 
     async def workspace_key(self, wid: str, role: str) -> dict[str, str]:
-        r = await self.client.post(
-            f"/v1/workspaces/{wid}/api-keys", json={"name": role, "role": role}, headers=self.admin
-        )
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['key']}"}
+        return await workspace_key(self.client, self.admin, role, wid)
 
     async def key(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         r = await self.client.post("/v1/keys", json=body, headers=self.admin)
