@@ -47,10 +47,9 @@ class Dialect:
     set_usage: Callable[[StreamTranslator, dict[str, Any]], None]
     error_body: Callable[[TollhouseError], bytes]
     stream_error: Callable[[StreamTranslator, TollhouseError], bytes]
-    # a provider that speaks this dialect natively gets the client's bytes instead
-    native: (
-        Callable[[Gateway, Exchange, dict[str, Any], bytes, asgi.Send], Awaitable[bool]] | None
-    ) = None
+    # a provider that speaks this dialect natively gets the client's body (``native_body``)
+    # instead of a chat request; False: this provider does not, translate
+    native: Callable[[Gateway, Exchange, dict[str, Any], asgi.Send], Awaitable[bool]] | None = None
 
 
 def authenticate(gw: Gateway, headers: list[asgi.Header]) -> Any:
@@ -83,7 +82,7 @@ async def serve(
         await budget.admit(gw, ex, headers)
         ex.stage("limits")
         watch = DisconnectWatch(receive)
-        if dialect.native is not None and await dialect.native(gw, ex, client, raw, send):
+        if dialect.native is not None and await dialect.native(gw, ex, client, send):
             return
         chat = ex.body = dialect.to_chat(client)
         # routing: the deployments, models fallbacks and provider preferences to try

@@ -97,9 +97,7 @@ class _StreamUsage:
         return anthropic_usage_of(self.usage)
 
 
-async def _native(
-    gw: Gateway, ex: Exchange, client: dict[str, Any], raw: bytes, send: asgi.Send
-) -> bool:
+async def _native(gw: Gateway, ex: Exchange, client: dict[str, Any], send: asgi.Send) -> bool:
     """An Anthropic provider gets the client's request as is (cache_control, thinking...)."""
     assert ex.route is not None  # noqa: S101 - resolved before
     provider = ex.route.provider

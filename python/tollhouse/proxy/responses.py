@@ -82,9 +82,7 @@ def _int(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
 
 
-async def _native(
-    gw: Gateway, ex: Exchange, client: dict[str, Any], raw: bytes, send: asgi.Send
-) -> bool:
+async def _native(gw: Gateway, ex: Exchange, client: dict[str, Any], send: asgi.Send) -> bool:
     assert ex.route is not None  # noqa: S101 - resolved before
     provider = ex.route.provider
     if not isinstance(provider, OpenAIProvider):
