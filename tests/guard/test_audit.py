@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,17 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
-from tests.support.gateway import GatewayProcess, add_key, asgi_request, write_config
+from tests.support.gateway import (
+    GatewayProcess,
+    add_key,
+    asgi_request,
+    running_app,
+    write_config,
+)
 from tests.support.receiver import Receiver
 
 from tollhouse import control
-from tollhouse.app import App, build_app
-from tollhouse.config import parse_config
+from tollhouse.app import App
 from tollhouse.errors import ConfigError
 from tollhouse.guard.audit import VERDICT_TTL_S, AuditConfig, parse_risk
 
@@ -71,22 +77,24 @@ def audit_config(
     }
 
 
-async def make_env(tmp_path: Path, rx: Receiver, verdict: str, latency_ms: int = 0) -> Env:
+@asynccontextmanager
+async def make_env(
+    tmp_path: Path, rx: Receiver, verdict: str, latency_ms: int = 0
+) -> AsyncIterator[Env]:
     store = f"sqlite:///{tmp_path / 'a.db'}"
     webhooks = {
         "endpoints": [{"url": rx.url, "secret": "whsec_dGVzdC1zZWNyZXQtdmFsdWU="}],
         "allow_private": ["127.0.0.0/8"],
     }
-    config = parse_config(audit_config(store, verdict, latency_ms, webhooks=webhooks))
+    config = audit_config(store, verdict, latency_ms, webhooks=webhooks)
     keys = {
         "plain": await add_key(store, "plain"),
         "async": await add_key(store, "async", audit="async"),
         "blocking": await add_key(store, "blocking", audit="blocking"),
         "strict": await add_key(store, "strict", preset="strict"),
     }
-    app = build_app(config)
-    await app.gw.start()
-    return Env(app, keys, rx)
+    async with running_app(config) as app:
+        yield Env(app, keys, rx)
 
 
 @pytest.fixture
@@ -96,8 +104,7 @@ async def rx() -> AsyncIterator[Receiver]:
 
 
 async def test_blocking_high_risk_is_451_and_flagged(tmp_path: Path, rx: Receiver) -> None:
-    env = await make_env(tmp_path, rx, '{"risk": "high", "reason": "unsafe"}')
-    try:
+    async with make_env(tmp_path, rx, '{"risk": "high", "reason": "unsafe"}') as env:
         for key in ("blocking", "strict"):
             status, headers, body = await env.chat(key)
             assert status == 451 and body["error"]["code"] == "audit_blocked"
@@ -119,23 +126,17 @@ async def test_blocking_high_risk_is_451_and_flagged(tmp_path: Path, rx: Receive
         assert status == 200 and "x-gate-audit-id" not in headers
         status, headers, _ = await env.chat("plain", ("x-gate-audit", "true"))  # ...unless asked
         assert status == 200 and headers["x-gate-audit-id"].startswith("daudit_")
-    finally:
-        await env.app.gw.stop()
 
 
 async def test_blocking_low_risk_passes(tmp_path: Path, rx: Receiver) -> None:
-    env = await make_env(tmp_path, rx, "Risk: LOW - ordinary content")
-    try:
+    async with make_env(tmp_path, rx, "Risk: LOW - ordinary content") as env:
         status, headers, body = await env.chat("blocking")
         assert status == 200 and body["choices"][0]["message"]["content"] == "an answer"
         assert headers["x-gate-audit-risk"] == "low" and headers["x-gate-audit-passed"] == "true"
-    finally:
-        await env.app.gw.stop()
 
 
 async def test_async_mode_never_delays(tmp_path: Path, rx: Receiver) -> None:
-    env = await make_env(tmp_path, rx, '{"risk": "critical"}', latency_ms=400)
-    try:
+    async with make_env(tmp_path, rx, '{"risk": "critical"}', latency_ms=400) as env:
         t = time.perf_counter()
         status, headers, _ = await env.chat("async")
         assert status == 200 and time.perf_counter() - t < 0.3  # the audit takes 400 ms
@@ -147,20 +148,15 @@ async def test_async_mode_never_delays(tmp_path: Path, rx: Receiver) -> None:
         assert verdict["status"] == "done" and verdict["risk"] == "critical"
         got = await env.rx.wait_for(1)
         assert orjson.loads(got[0].body)["data"]["auditId"] == audit_id
-    finally:
-        await env.app.gw.stop()
 
 
 async def test_slow_audit_times_out_without_blocking(tmp_path: Path, rx: Receiver) -> None:
-    env = await make_env(tmp_path, rx, '{"risk": "critical"}', latency_ms=2000)
-    try:
+    async with make_env(tmp_path, rx, '{"risk": "critical"}', latency_ms=2000) as env:
         t = time.perf_counter()
         status, headers, _ = await env.chat("blocking")
         assert status == 200 and time.perf_counter() - t < 1.5  # timeout_s 0.5
         assert "x-gate-audit-passed" not in headers
         assert (await env.audit(headers["x-gate-audit-id"])).json()["status"] == "error"
-    finally:
-        await env.app.gw.stop()
 
 
 def bearer(token: str) -> dict[str, str]:
