@@ -48,7 +48,11 @@ def sql_store(gw: ControlGateway) -> SqlStore:
 
 
 async def principal(request: Request, gw: ControlGateway) -> Principal:
-    """The caller, or 401 ``invalid_key``.  Also noted on the request for the audit log."""
+    """The caller, or 401 ``invalid_key``.  Also noted on the request for the audit log,
+    and kept there: a route that asks again (then ``require_role``) looks the key up once."""
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
     if is_admin(request, gw):
         p = Principal("admin", "owner", None)
     else:
@@ -66,6 +70,7 @@ async def principal(request: Request, gw: ControlGateway) -> Principal:
         key_id, workspace_id, role = rows[0][0], rows[0][1], rows[0][2]
         p = Principal(f"apikey:{key_id}", role, workspace_id, key_id)
     request.state.actor = p.actor
+    request.state.principal = p
     return p
 
 
