@@ -11,6 +11,7 @@ Python ASGI hop with each HTTP client.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,11 @@ from starlette.routing import Route
 
 UPSTREAM = os.environ.get("BENCH_UPSTREAM", "http://127.0.0.1:18000") + "/v1/chat/completions"
 HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+CANNED = (
+    b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":'
+    b'{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
+)
+CANNED_HEADERS = [(b"content-type", b"application/json")]
 
 
 def httpx_app() -> Starlette:
@@ -96,19 +102,14 @@ def aiohttp_app() -> Starlette:
 
 def canned_app() -> Any:
     """No upstream at all: a raw ASGI app answering a canned completion (Granian's floor)."""
-    body = (
-        b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":'
-        b'{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
-    )
-    headers = [(b"content-type", b"application/json")]
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         while (await receive()).get("more_body"):
             pass
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.start", "status": 200, "headers": CANNED_HEADERS})
+        await send({"type": "http.response.body", "body": CANNED})
 
     return app
 
@@ -116,13 +117,6 @@ def canned_app() -> Any:
 def canned_watch_app() -> Any:
     """``canned_app`` plus a task waiting on ``receive()`` for the disconnect once the body
     is read (what the gateway does to cancel an upstream call when the client goes away)."""
-    import asyncio
-
-    body = (
-        b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":'
-        b'{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}'
-    )
-    headers = [(b"content-type", b"application/json")]
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -135,8 +129,8 @@ def canned_watch_app() -> Any:
 
         task = asyncio.get_running_loop().create_task(watch())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send({"type": "http.response.start", "status": 200, "headers": CANNED_HEADERS})
+            await send({"type": "http.response.body", "body": CANNED})
         finally:
             task.cancel()
 
