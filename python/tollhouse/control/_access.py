@@ -74,10 +74,6 @@ async def principal(request: Request, gw: ControlGateway) -> Principal:
     return p
 
 
-async def workspace_exists(gw: ControlGateway, workspace_id: str) -> bool:
-    return await workspace_in(gw.store, workspace_id)
-
-
 async def workspace_in(store: Store, workspace_id: str) -> bool:
     """Whether the store holds the workspace (a store without workspaces: only
     ``default``)."""
@@ -96,7 +92,7 @@ async def require_role(
     role = p.role_in(workspace_id)
     if role is None:
         raise Forbidden("this API key belongs to another workspace")
-    if not await workspace_exists(gw, workspace_id):
+    if not await workspace_in(gw.store, workspace_id):
         raise NotFound(f"workspace {workspace_id!r} not found")
     if RANK[role] < RANK[least]:
         raise Forbidden(f"the {role} role may not do this (needs {least} or above)")
