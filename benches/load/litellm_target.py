@@ -47,7 +47,7 @@ def find_litellm(explicit: str | None) -> str:
     return path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -88,7 +88,7 @@ def litellm_target(
     }
     path = workdir / "litellm.yaml"
     path.write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     log = workdir / "litellm.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(OFFLINE_ENV)

@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import yaml
-from litellm_target import find_litellm, litellm_target
+from litellm_target import find_litellm, free_port, litellm_target
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TARGETS = (
@@ -48,12 +48,6 @@ DEFAULT_TARGETS = (
 )
 TICK = os.sysconf("SC_CLK_TCK")
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
