@@ -23,7 +23,14 @@ from tollhouse.providers._sse import SSEParser, encode_event
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
 from tollhouse.proxy.pipeline import Exchange, Route, Usage
-from tollhouse.proxy.routes import DisconnectWatch, ended, finish, reply_data, start_sse
+from tollhouse.proxy.routes import (
+    DisconnectWatch,
+    ended,
+    finish,
+    reply_data,
+    settle_completion,
+    start_sse,
+)
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
 
@@ -131,12 +138,9 @@ async def _complete(
 
     reply = await attempts.run(gw, ex, targets, one)
     data = reply_data(ex, reply)
-    usage = pipeline.usage_from(data)
-    if usage is None:
-        usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
+    usage = settle_completion(gw, ex, data)
+    if usage.estimated:
         data["usage"] = _as_chat_usage(usage)
-    pipeline.settle(gw, ex, usage)
-    ex.finish_reason = pipeline.first_finish_reason(data)
     body = orjson.dumps(dialect.reply(data, ex, client))
     await asgi.send_bytes(send, 200, body, [asgi.JSON, *pipeline.gate_headers(ex, cost=True)])
 

@@ -23,7 +23,7 @@ from tollhouse.metrics import METRICS
 from tollhouse.providers import Reply
 from tollhouse.proxy import asgi, budget, pipeline, security
 from tollhouse.proxy._body import ClientGone, read_body
-from tollhouse.proxy.pipeline import Exchange, Route
+from tollhouse.proxy.pipeline import Exchange, Route, Usage
 from tollhouse.proxy.stream import SSERelay
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
@@ -148,6 +148,17 @@ def reply_data(ex: Exchange, reply: Reply) -> dict[str, Any]:
     return reply.data
 
 
+def settle_completion(gw: Gateway, ex: Exchange, data: dict[str, Any]) -> Usage:
+    """Settle a chat completion: its usage (the Rust core's estimate, ``estimated``, when
+    the upstream reported none) priced and kept, and its finish reason."""
+    usage = pipeline.usage_from(data)
+    if usage is None:
+        usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
+    pipeline.settle(gw, ex, usage)
+    ex.finish_reason = pipeline.first_finish_reason(data)
+    return usage
+
+
 # (gw, ex, planned targets, parsed body, body bytes to send or None, send)
 Answer = Callable[
     [Gateway, Exchange, list[Target], dict[str, Any], bytes | None, asgi.Send], Awaitable[None]
@@ -218,11 +229,7 @@ async def _complete(
     reply = await attempts.run(gw, ex, targets, chat)
     ex.stage("upstream")
     data = reply_data(ex, reply)
-    usage = pipeline.usage_from(data)
-    if usage is None:
-        usage = pipeline.estimate_usage(ex, pipeline.completion_text(data))
-    pipeline.settle(gw, ex, usage)
-    ex.finish_reason = pipeline.first_finish_reason(data)
+    settle_completion(gw, ex, data)
     out = security.scan_reply(gw, ex, data, reply.body)
     await security.audit_reply(gw, ex, data)
     await security.snapshot_header(ex)
