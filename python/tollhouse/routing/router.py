@@ -27,7 +27,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,17 @@ def parse_routing(raw: Any) -> RoutingConfig:
     )
 
 
+@contextmanager
+def _redis_unavailable() -> Iterator[None]:
+    """A shared router's Redis failing: the typed 503 (only a shared router gets here)."""
+    from redis.exceptions import RedisError  # a shared router has Redis
+
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise Unavailable(f"routing state in Redis unreachable: {type(exc).__name__}") from None
+
+
 class Router:
     """Registry, breakers and failover policies of one worker."""
 
@@ -206,33 +218,24 @@ class Router:
         """Reload the shared policy definitions (admin reads and writes start here)."""
         if self.shared is None:
             return
-        from redis.exceptions import RedisError  # a shared router has Redis
-
-        try:
+        with _redis_unavailable():
             await self.shared.refresh_policies()
-        except (RedisError, OSError) as exc:
-            raise Unavailable(f"routing state in Redis unreachable: {type(exc).__name__}") from None
 
     async def save_policy(self, policy: FailoverPolicy) -> None:
         if self.shared is None:
             return
-        from redis.exceptions import RedisError  # a shared router has Redis
-
         try:
-            await self.shared.save_policy(policy)
-        except (RedisError, OSError) as exc:
+            with _redis_unavailable():
+                await self.shared.save_policy(policy)
+        except Unavailable:
             self.policies.discard(policy.id)
-            raise Unavailable(f"routing state in Redis unreachable: {type(exc).__name__}") from None
+            raise
 
     async def drop_policy(self, policy_id: str) -> None:
         if self.shared is None:
             return
-        from redis.exceptions import RedisError  # a shared router has Redis
-
-        try:
+        with _redis_unavailable():
             await self.shared.drop_policy(policy_id)
-        except (RedisError, OSError) as exc:
-            raise Unavailable(f"routing state in Redis unreachable: {type(exc).__name__}") from None
 
     @property
     def retry(self) -> RetryConfig:
