@@ -16,6 +16,7 @@ from starlette.requests import Request
 from tollhouse.control._auth import ControlGateway, is_admin
 from tollhouse.errors import Forbidden, InvalidKey, NotFound
 from tollhouse.guard.keys import bearer_token, hash_key
+from tollhouse.guard.policies import DEFAULT_WORKSPACE
 from tollhouse.store import SqlStore
 from tollhouse.store.base import Store
 
@@ -78,7 +79,7 @@ async def workspace_in(store: Store, workspace_id: str) -> bool:
     """Whether the store holds the workspace (a store without workspaces: only
     ``default``)."""
     if not isinstance(store, SqlStore):
-        return workspace_id == "default"
+        return workspace_id == DEFAULT_WORKSPACE
     rows = await store._fetch("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,))
     return bool(rows)
 

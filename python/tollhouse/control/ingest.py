@@ -39,6 +39,7 @@ from tollhouse.control._schema import (
 )
 from tollhouse.control._validation import Body, parse_time
 from tollhouse.errors import Conflict, ValidationError
+from tollhouse.guard.policies import DEFAULT_WORKSPACE
 
 _TIME: Schema = {
     "anyOf": [*TIME["anyOf"], number(0, MAX_UNIX)],
@@ -145,7 +146,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
 
     async def ingest(request: Request, kind: str) -> Response:
         who = await principal(request, gw)
-        workspace = request.query_params.get("workspace") or who.workspace_id or "default"
+        workspace = request.query_params.get("workspace") or who.workspace_id or DEFAULT_WORKSPACE
         await require_role(request, gw, workspace, "member")
         key = request.headers.get("idempotency-key")
         if key is None or not key.strip() or len(key) > 255:

@@ -52,6 +52,7 @@ from tollhouse.control._schema import (
 from tollhouse.control._validation import whole
 from tollhouse.errors import NotFound, ValidationError
 from tollhouse.guard.keys import generate_key, hash_key, key_label
+from tollhouse.guard.policies import DEFAULT_WORKSPACE
 from tollhouse.store.base import KeyRecord, Store
 
 RESET_PERIODS = ("daily", "weekly", "monthly")
@@ -248,7 +249,7 @@ def parse_key_fields(data: Mapping[str, Any], *, create: bool) -> dict[str, Any]
 async def issue_key(store: Store, fields: Mapping[str, Any]) -> tuple[str, KeyRecord]:
     """Create a key from validated fields; the raw key is returned once and never stored.
     A ``workspace_id`` must name an existing workspace (422 ``validation_error``)."""
-    workspace_id = fields.get("workspace_id", "default")
+    workspace_id = fields.get("workspace_id", DEFAULT_WORKSPACE)
     if not await workspace_in(store, workspace_id):
         raise ValidationError(
             "invalid key fields: workspace_id", {"workspace_id": "no such workspace"}

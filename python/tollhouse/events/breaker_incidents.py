@@ -26,12 +26,12 @@ from typing import Any
 
 from tollhouse.control.incidents_book import IncidentBook
 from tollhouse.errors import TollhouseError
+from tollhouse.guard.policies import DEFAULT_WORKSPACE
 from tollhouse.routing.breaker import Breaker, State
 from tollhouse.routing.router import Router
 
 log = logging.getLogger("tollhouse.incidents")
 
-DEFAULT_WORKSPACE = "default"
 SEVERITY = "high"
 MAX_PENDING = 256
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # seconds between attempts; then given up
