@@ -171,14 +171,21 @@ def test_messages_tools_round_trip(
     assert sent[-2]["tool_calls"][0]["function"]["arguments"] == '{"city":"Paris"}'
 
 
-def test_messages_stream_tools(claude: anthropic.Anthropic) -> None:
+def stream_weather(
+    claude: anthropic.Anthropic, model: str, max_tokens: int
+) -> anthropic.types.Message:
+    """The final message of a streamed "Weather?" offering the weather tool."""
     with claude.messages.stream(
-        model="gpt-echo",
-        max_tokens=100,
+        model=model,
+        max_tokens=max_tokens,
         tools=[WEATHER_A],  # type: ignore[list-item]
         messages=[{"role": "user", "content": "Weather?"}],
     ) as stream:
-        final = stream.get_final_message()
+        return stream.get_final_message()
+
+
+def test_messages_stream_tools(claude: anthropic.Anthropic) -> None:
+    final = stream_weather(claude, "gpt-echo", 100)
     assert final.stop_reason == "tool_use"
     (use,) = [b for b in final.content if b.type == "tool_use"]
     assert use.input == {"city": "Paris"}
@@ -465,13 +472,7 @@ def test_openai_sdk_against_gemini_and_azure(
 
 
 def test_anthropic_sdk_against_gemini(claude: anthropic.Anthropic) -> None:
-    with claude.messages.stream(
-        model="gemini-echo",
-        max_tokens=50,
-        tools=[WEATHER_A],  # type: ignore[list-item]
-        messages=[{"role": "user", "content": "Weather?"}],
-    ) as stream:
-        final = stream.get_final_message()
+    final = stream_weather(claude, "gemini-echo", 50)
     (use,) = [b for b in final.content if b.type == "tool_use"]
     assert use.input == {"city": "Paris"} and final.stop_reason == "tool_use"
 
