@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from tollhouse.control._access import principal, require_role, sql_store
 from tollhouse.control._auth import ControlGateway
-from tollhouse.control._http import endpoint, iso, json_object, json_response
+from tollhouse.control._http import endpoint, iso, json_object
 from tollhouse.control._schema import (
     MAX_UNIX,
     NOT_BLANK,
@@ -141,6 +141,14 @@ def _attributes(body: Body, data: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _accepted(body: bytes | str, *, replayed: bool = False) -> Response:
+    """The 202 answer: the stored JSON itself, sent again on a replay."""
+    response = Response(body, status_code=202, media_type="application/json")
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 def routes(gw: ControlGateway) -> list[BaseRoute]:
     store = sql_store(gw)
 
@@ -167,6 +175,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
                 **{k: v for k, v in event.items() if k in ("event_id", "change_id", "route_id")},
             }
         }
+        encoded = orjson.dumps(answer)
         params = (
             workspace,
             key,
@@ -174,14 +183,14 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
             kind,
             f"{kind}:{digest}",
             orjson.dumps(event).decode(),
-            orjson.dumps(answer).decode(),
+            encoded.decode(),
             now,
         )
         try:
             await store._transaction([(_INSERT, params)])
         except Conflict:
             return await _replay(workspace, key, f"{kind}:{digest}")
-        return json_response(answer, status=202)
+        return _accepted(encoded)
 
     async def _replay(workspace: str, key: str, body_hash: str) -> Response:
         rows = await store._fetch(
@@ -190,9 +199,7 @@ def routes(gw: ControlGateway) -> list[BaseRoute]:
         )
         if not rows or rows[0][0] != body_hash:
             raise Conflict("this Idempotency-Key was already used with a different request")
-        response = Response(rows[0][1], status_code=202, media_type="application/json")
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
+        return _accepted(rows[0][1], replayed=True)
 
     @endpoint
     @spec(
