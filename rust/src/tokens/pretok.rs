@@ -245,13 +245,8 @@ impl<'a> Pieces<'a> {
             return self.digits(p);
         }
         // 4: ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
-        let q = if cp0 == u32::from(b' ') && self.is_punct(p + 1) {
-            p + 1
-        } else {
-            p
-        };
-        if self.is_punct(q) {
-            return self.ascii_run(self.punct_run(q), b"\r\n/");
+        if let Some(e) = self.punct_piece(p, cp0, b"\r\n/") {
+            return e;
         }
         // 5: \s*[\r\n]+   6: \s+(?!\S)   7: \s+
         let (end, last, crlf) = self.space_run(p);
@@ -284,13 +279,8 @@ impl<'a> Pieces<'a> {
             return self.digits(p);
         }
         // 4: ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
-        let q = if cp0 == u32::from(b' ') && self.is_punct(p + 1) {
-            p + 1
-        } else {
-            p
-        };
-        if self.is_punct(q) {
-            return self.ascii_run(self.punct_run(q), b"\r\n");
+        if let Some(e) = self.punct_piece(p, cp0, b"\r\n") {
+            return e;
         }
         // 5: \s++$   6: \s*[\r\n]   7: \s+(?!\S)   8: \s
         let (end, last, crlf) = self.space_run(p);
@@ -304,6 +294,18 @@ impl<'a> Pieces<'a> {
             return last;
         }
         end
+    }
+
+    /// ` ?[^\s\p{L}\p{N}]+` then a run of `tail` bytes, from `p` whose first char is
+    /// `cp0`; None when no punctuation starts there.
+    fn punct_piece(&self, p: usize, cp0: u32, tail: &[u8]) -> Option<usize> {
+        let q = if cp0 == u32::from(b' ') && self.is_punct(p + 1) {
+            p + 1
+        } else {
+            p
+        };
+        self.is_punct(q)
+            .then(|| self.ascii_run(self.punct_run(q), tail))
     }
 
     /// `\p{N}{1,3}` from `p` (the first char is a number).
