@@ -193,6 +193,18 @@ mod tests {
         out
     }
 
+    /// An index of `patterns`, each pattern's id its position.
+    fn index_of(patterns: &[&str], fold: bool) -> GramIndex {
+        GramIndex::new(
+            patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i as u32, p.as_bytes().to_vec()))
+                .collect(),
+            fold,
+        )
+    }
+
     fn naive(patterns: &[&str], text: &str, fold: bool) -> Vec<(u32, usize)> {
         let mut out = Vec::new();
         let t = text.as_bytes();
@@ -220,14 +232,7 @@ mod tests {
         let patterns = ["abcd", "bcdef", "needle", "NeedleS", "dddd", "a`bc"];
         let text = "xxabcdefg needles NEEDLE ddddddd A@BC a`bcd";
         for fold in [false, true] {
-            let index = GramIndex::new(
-                patterns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (i as u32, p.as_bytes().to_vec()))
-                    .collect(),
-                fold,
-            );
+            let index = index_of(&patterns, fold);
             assert_eq!(
                 occurrences(&index, text),
                 naive(&patterns, text, fold),
@@ -239,14 +244,7 @@ mod tests {
     #[test]
     fn longer_minimum_uses_a_stride() {
         let patterns = ["secret-plan", "password123", "topsecret"];
-        let index = GramIndex::new(
-            patterns
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (i as u32, p.as_bytes().to_vec()))
-                .collect(),
-            true,
-        );
+        let index = index_of(&patterns, true);
         assert_eq!(index.stride, 6);
         for shift in 0..12 {
             let text = format!("{}TopSecret secret-plan x password123", "-".repeat(shift));
