@@ -191,7 +191,5 @@ async def settle(gw: Gateway, ex: Exchange) -> None:
     adm, ex.admission = ex.admission, None
     if adm is None or adm.reservation is None:
         return
-    usage = ex.usage
-    tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
-    settle_ = gw.limits.settle(adm, cost_micros=ex.cost_micros, tokens=tokens)
+    settle_ = gw.limits.settle(adm, cost_micros=ex.cost_micros, tokens=ex.tokens_used())
     await settle_shielded(settle_, "settling reservation")

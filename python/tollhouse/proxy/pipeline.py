@@ -91,6 +91,11 @@ class Exchange:
         METRICS.observe_stage(name, now - (self.stage_at or self.started))
         self.stage_at = now
 
+    def tokens_used(self) -> int:
+        """Prompt plus completion tokens of what the request used (0 without usage)."""
+        usage = self.usage
+        return usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+
     def overhead_ms(self) -> float:
         return (time.perf_counter() - self.started - self.upstream_s) * 1000.0
 

@@ -190,10 +190,8 @@ async def settle(gw: Gateway, ex: Exchange) -> None:
     ticket, ex.session = ex.session, None
     if ticket is None:
         return
-    usage = ex.usage
-    tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
     settle_ = gw.security.sessions.settle(
-        ticket, ex.cost_micros, tokens, _now_ms(), _notifier(gw, ex)
+        ticket, ex.cost_micros, ex.tokens_used(), _now_ms(), _notifier(gw, ex)
     )
     await settle_shielded(settle_, f"settling session {ticket.session_id}")
 
