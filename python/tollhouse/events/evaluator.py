@@ -43,7 +43,6 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -209,10 +208,6 @@ def incidents_hook(book: IncidentBook) -> OnTransition:
             )
 
     return on_transition
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _shown(metric: str, value: float | None) -> float | None:
