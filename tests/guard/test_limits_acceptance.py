@@ -23,15 +23,18 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.support.gateway import GatewayProcess, asgi_request, write_config
+from tests.support.gateway import (
+    GatewayProcess,
+    acreate_key,
+    asgi_request,
+    create_key,
+    write_config,
+)
 
 from tollhouse.app import build_app
 from tollhouse.config import parse_config
 from tollhouse.counters import Charge
 from tollhouse.counters.redis import RedisCounters
-from tollhouse.guard.keys import generate_key, hash_key, key_label
-from tollhouse.store import open_store
-from tollhouse.store.base import KeyRecord
 
 USD = 1_000_000
 PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0, "max_output_tokens": 100}
@@ -49,23 +52,6 @@ class Cluster:
     budget_key: str
     budget_hash: str
     rpm_key: str
-
-
-def _key(store_url: str, name: str, **kw: Any) -> tuple[str, str]:
-    raw = generate_key()
-    now = time.time()
-    record = KeyRecord(hash_key(raw), name, key_label(raw), now, now, **kw)
-
-    async def write() -> None:
-        store = open_store(store_url)
-        await store.open()
-        try:
-            await store.create_key(record)
-        finally:
-            await store.close()
-
-    asyncio.run(write())
-    return raw, record.hash
 
 
 # Failures are injected on purpose (and breaker state is shared through the session's
@@ -92,13 +78,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
     gateways = [GatewayProcess(path, d) for _ in range(3)]
     # The store is created (and migrated) by the first gateway; keys go in before the rest.
     gateways[0].start(timeout=60)
-    budget_key, budget_hash = _key(store_url, "budget", limit_micros=USD)
-    rpm_key, _ = _key(store_url, "rpm", rpm=100)
+    budget_key, budget = create_key(store_url, "budget", limit_micros=USD)
+    rpm_key, _ = create_key(store_url, "rpm", rpm=100)
     try:
         for g in gateways[1:]:
             g.start(timeout=60)
         time.sleep(1.0)  # every key cache has polled the new keys
-        yield Cluster(d, store_url, redis_url, gateways, budget_key, budget_hash, rpm_key)
+        yield Cluster(d, store_url, redis_url, gateways, budget_key, budget.hash, rpm_key)
     finally:
         for g in gateways:
             g.stop()
@@ -207,11 +193,7 @@ async def test_rpm_100_admits_exactly_100_of_1000(tmp_path: Path, redis_url: str
     for app in apps:
         await app.gw.start()
     try:
-        raw = generate_key()
-        now = time.time()
-        await apps[0].gw.store.create_key(
-            KeyRecord(hash_key(raw), "rpm", key_label(raw), now, now, rpm=100)
-        )
+        raw, _ = await acreate_key(store_url, "rpm", rpm=100)
         for app in apps:
             await app.gw.keys.refresh(force=True)
         body = orjson.dumps(

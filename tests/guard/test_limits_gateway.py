@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.support.gateway import asgi_request
+from tests.support.gateway import acreate_key, asgi_request
 from tests.support.receiver import Receiver
 from tests.support.redis import RedisServer
 
@@ -19,7 +19,6 @@ from tollhouse.config import parse_config
 from tollhouse.events.signing import verify
 from tollhouse.guard import guardrails
 from tollhouse.guard.budgets import Budget
-from tollhouse.guard.keys import generate_key, hash_key, key_label
 from tollhouse.store.base import KeyRecord
 
 PRICING = {
@@ -48,10 +47,7 @@ async def start(cfg: dict[str, Any]) -> App:
 
 
 async def new_key(app: App, **kw: Any) -> tuple[str, KeyRecord]:
-    raw = generate_key()
-    now = time.time()
-    record = KeyRecord(hash_key(raw), "t", key_label(raw), now, now, **kw)
-    await app.gw.store.create_key(record)
+    raw, record = await acreate_key(app.gw.config.store, "t", **kw)
     await app.gw.keys.refresh(force=True)
     return raw, record
 

@@ -79,11 +79,11 @@ async def acreate_key(
     name: str = "test",
     *,
     models: Sequence[str] | None = None,
-    disabled: bool = False,
-    expires_at: float | None = None,
-    metadata: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> tuple[str, KeyRecord]:
-    """A new raw key and its record, written to the store at ``store_url``."""
+    """A new raw key and its record (any other ``KeyRecord`` field as a keyword:
+    ``disabled=``, ``expires_at=``, ``rpm=``, ``metadata=``, ...), written to the store
+    at ``store_url``."""
     raw = generate_key()
     now = time.time()
     record = KeyRecord(
@@ -92,10 +92,8 @@ async def acreate_key(
         label=key_label(raw),
         created_at=now,
         updated_at=now,
-        disabled=disabled,
         models=tuple(models) if models is not None else None,
-        expires_at=expires_at,
-        metadata=metadata or {},
+        **fields,
     )
     store = open_store(store_url)
     await store.open()
@@ -114,17 +112,10 @@ async def add_key(store_url: str, name: str = "test", **metadata: Any) -> str:
 
 
 def create_key(
-    store_url: str,
-    name: str = "test",
-    *,
-    models: Sequence[str] | None = None,
-    disabled: bool = False,
-    expires_at: float | None = None,
+    store_url: str, name: str = "test", *, models: Sequence[str] | None = None, **fields: Any
 ) -> tuple[str, KeyRecord]:
     """``acreate_key`` for sync code."""
-    return asyncio.run(
-        acreate_key(store_url, name, models=models, disabled=disabled, expires_at=expires_at)
-    )
+    return asyncio.run(acreate_key(store_url, name, models=models, **fields))
 
 
 class GatewayProcess:
