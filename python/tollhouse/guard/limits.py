@@ -326,9 +326,7 @@ class Limiter:
         while True:
             result, backend = await self._reserve(charges, now)
             if isinstance(result, Reservation):
-                adm = self._admitted(ask, result, backend, windows, rates)
-                adm.rails = tuple(rails)
-                return adm
+                return self._admitted(ask, result, backend, windows, rates, rails)
             if result.index >= len(windows):  # a rate limit: refuse at once
                 rate = rates[result.index - len(windows)]
                 kind = "rpm" if rate.kind == "requests" else "tpm"
@@ -398,8 +396,9 @@ class Limiter:
         backend: Counters,
         windows: list[tuple[Budget, Window]],
         rates: list[RateLimit],
+        rails: list[Guardrail],
     ) -> Admission:
-        adm = Admission(reservation, backend, windows, rates, ask=ask)
+        adm = Admission(reservation, backend, windows, rates, ask=ask, rails=tuple(rails))
         shown: set[str] = set()
         for i, r in enumerate(rates):
             if r.kind in shown:  # the key's own limit comes first and is the one shown
