@@ -94,11 +94,6 @@ def preset_named(name: object) -> Preset:
 
 def preset_of(key: KeyRecord | None) -> Preset:
     """The key's preset; ``standard`` when it has none (or an unknown name)."""
-    if key is None:
-        return PRESETS[DEFAULT_PRESET]
-    name = key.metadata.get(PRESET_FIELD)
-    return (
-        PRESETS.get(name, PRESETS[DEFAULT_PRESET])
-        if isinstance(name, str)
-        else (PRESETS[DEFAULT_PRESET])
-    )
+    name = key.metadata.get(PRESET_FIELD) if key is not None else None
+    preset = PRESETS.get(name) if isinstance(name, str) else None
+    return PRESETS[DEFAULT_PRESET] if preset is None else preset
