@@ -50,7 +50,8 @@ class Gateway:
     guardrails: GuardrailCache
     events: WebhookDispatcher
     security: Security
-    models: dict[str, ModelConfig] = field(default_factory=dict)
+    # public model names and aliases (the routing registry's own map)
+    models: dict[str, ModelConfig] = field(init=False)
     max_body_bytes: int = 32 * 1024 * 1024
     started: bool = False
     router: Router = field(init=False)
@@ -58,14 +59,9 @@ class Gateway:
     alerts: AlertEvaluator | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        if not self.models:
-            models = dict(self.config.models)
-            for m in self.config.models.values():
-                for alias in m.aliases:
-                    models.setdefault(alias, m)
-            self.models = models
         self.max_body_bytes = self.config.server.max_body_bytes
         self.router = self._router()
+        self.models = self.router.registry.configs
 
     @property
     def incidents(self) -> IncidentBook | None:
