@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
+from tests.support.gateway import bearer
 
 from tollhouse import control
 from tollhouse.config import Config, Secret
@@ -81,4 +82,4 @@ async def workspace_key(
         f"/v1/workspaces/{ws}/api-keys", json={"name": role, "role": role}, headers=admin
     )
     assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['key']}"}
+    return bearer(r.json()["key"])

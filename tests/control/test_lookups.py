@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.control._app import Gw, client_for, start_gw, stop_gw
+from tests.support.gateway import bearer
 
 from tollhouse.store import SpendRow
 
@@ -18,10 +19,6 @@ async def new_key(client: httpx.AsyncClient, admin: dict[str, str], **body: Any)
     resp = await client.post("/v1/keys", json=body, headers=admin)
     assert resp.status_code == 201, resp.text
     return resp.json()["key"], resp.json()["data"]["hash"]
-
-
-def bearer(raw: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {raw}"}
 
 
 def row(key_hash: str, id_: str, *, at: float | None = None, **kw: Any) -> SpendRow:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.routing._flaky import Flaky, Gate, gateway, provider
-from tests.support.gateway import acreate_key
+from tests.support.gateway import acreate_key, bearer
 
 ADMIN = "adm_" + "routing" * 5
 
@@ -50,13 +50,9 @@ async def env(
             yield g, c
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_providers_list(env: tuple[Gate, httpx.AsyncClient]) -> None:
     g, c = env
-    r = await c.get("/v1/providers", headers=auth(g.key))
+    r = await c.get("/v1/providers", headers=bearer(g.key))
     assert r.status_code == 200
     data = {p["slug"]: p for p in r.json()["data"]}
     assert set(data) == {"a", "b", "claude"}
@@ -68,22 +64,22 @@ async def test_providers_list(env: tuple[Gate, httpx.AsyncClient]) -> None:
 
 async def test_models_count_follows_the_key(env: tuple[Gate, httpx.AsyncClient]) -> None:
     g, c = env
-    r = await c.get("/v1/models/count", headers=auth(ADMIN))
+    r = await c.get("/v1/models/count", headers=bearer(ADMIN))
     assert r.json() == {"data": {"count": 2}}
     store = g.gw.config.store
     limited, _ = await acreate_key(store, "limited", models=["solo"])
     await g.gw.keys.refresh()
-    r = await c.get("/v1/models/count", headers=auth(limited))
+    r = await c.get("/v1/models/count", headers=bearer(limited))
     assert r.json() == {"data": {"count": 1}}
-    r = await c.get("/v1/models/count?output_modalities=text,embeddings", headers=auth(g.key))
+    r = await c.get("/v1/models/count?output_modalities=text,embeddings", headers=bearer(g.key))
     assert r.status_code == 200
-    r = await c.get("/v1/models/count?output_modalities=smell", headers=auth(g.key))
+    r = await c.get("/v1/models/count?output_modalities=smell", headers=bearer(g.key))
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
 
 
 async def test_model_endpoints(env: tuple[Gate, httpx.AsyncClient]) -> None:
     g, c = env
-    r = await c.get("/v1/models/acme/chat/endpoints", headers=auth(g.key))
+    r = await c.get("/v1/models/acme/chat/endpoints", headers=bearer(g.key))
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     assert data["id"] == "acme/chat" and data["aliases"] == ["chat"]
@@ -100,14 +96,14 @@ async def test_model_endpoints(env: tuple[Gate, httpx.AsyncClient]) -> None:
     assert "temperature" in first["supported_parameters"]
     assert second["provider_name"] == "b" and second["pricing"]["prompt"] == "0"
     # provider/model addressing of a plain name
-    r = await c.get("/v1/models/b/solo/endpoints", headers=auth(g.key))
+    r = await c.get("/v1/models/b/solo/endpoints", headers=bearer(g.key))
     assert r.status_code == 200 and r.json()["data"]["id"] == "solo"
     for path in ("/v1/models/a/solo/endpoints", "/v1/models/x/nope/endpoints"):
-        r = await c.get(path, headers=auth(g.key))
+        r = await c.get(path, headers=bearer(g.key))
         assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     limited, _ = await acreate_key(g.gw.config.store, "limited", models=["solo"])
     await g.gw.keys.refresh()
-    r = await c.get("/v1/models/acme/chat/endpoints", headers=auth(limited))
+    r = await c.get("/v1/models/acme/chat/endpoints", headers=bearer(limited))
     assert r.status_code == 404
 
 
@@ -121,7 +117,7 @@ async def test_routing_health_shows_breakers_error_rates_and_latency(
         {"model": "chat", "messages": [{"role": "user", "content": "x"}]}
     )
     assert code == 200 and headers["x-gate-provider"] == "b"
-    r = await c.get("/v1/routing/health", headers=auth(ADMIN))
+    r = await c.get("/v1/routing/health", headers=bearer(ADMIN))
     assert r.status_code == 200
     rows = {row["id"]: row for row in r.json()["data"]}
     assert set(rows) == {"a/chat-a", "b/chat-b", "b/solo-1"}
@@ -130,7 +126,7 @@ async def test_routing_health_shows_breakers_error_rates_and_latency(
     assert bad["failures"] == 3 and bad["last_error"] == "provider 'a' answered 500"
     assert bad["model"] == "acme/chat" and bad["region"] == "eu"
     assert good["state"] == "closed" and good["successes"] == 1 and good["latency_ms"] > 0
-    r = await c.get("/v1/models/acme/chat/endpoints", headers=auth(g.key))
+    r = await c.get("/v1/models/acme/chat/endpoints", headers=bearer(g.key))
     first = r.json()["data"]["endpoints"][0]
     assert first["status"] == -2 and first["uptime_last_30m"] == 0.0
     r = await c.get("/v1/routing/health")

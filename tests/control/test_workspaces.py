@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from tests.control._app import Gw
+from tests.support.gateway import bearer
 
 from tollhouse.control.audit_log import audit_of
 
@@ -17,10 +18,6 @@ async def make_key(client: httpx.AsyncClient, auth: dict[str, str], ws: str, rol
     raw: str = r.json()["key"]
     assert raw.startswith("wk_") and raw not in str(r.json()["data"])
     return raw
-
-
-def bearer(raw: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {raw}"}
 
 
 async def test_default_workspace_and_create(

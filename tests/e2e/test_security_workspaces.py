@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.gateway import Stack
+from tests.support.gateway import Stack, bearer
 from tests.support.upstream import Upstream
 
 from tollhouse.guard.security import POLICY_REFRESH_S
@@ -38,10 +38,6 @@ async def client(gateway: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN}"}
-
-
-def bearer(raw: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {raw}"}
 
 
 async def made(c: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:

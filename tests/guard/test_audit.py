@@ -20,6 +20,7 @@ from tests.support.gateway import (
     GatewayProcess,
     add_key,
     asgi_request,
+    bearer,
     running_app,
     write_config,
 )
@@ -157,10 +158,6 @@ async def test_slow_audit_times_out_without_blocking(tmp_path: Path, rx: Receive
         assert status == 200 and time.perf_counter() - t < 1.5  # timeout_s 0.5
         assert "x-gate-audit-passed" not in headers
         assert (await env.audit(headers["x-gate-audit-id"])).json()["status"] == "error"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def settled(c: httpx.AsyncClient, url: str, token: str = ADMIN) -> dict[str, Any]:

@@ -40,6 +40,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def write_config(directory: Path, config: dict[str, Any]) -> Path:
     path = directory / "tollhouse.yaml"
     path.write_text(yaml.safe_dump(config))
