@@ -218,14 +218,7 @@ impl Redactor {
     /// Every detection in `text`, ordered by start, as byte offsets into `text`.
     pub fn scan(&self, text: &str) -> Vec<Span> {
         let (norm, cands) = self.detect(text);
-        cands
-            .iter()
-            .map(|c| Span {
-                family: c.family,
-                start: norm.start(c.start),
-                end: norm.end(c.end),
-            })
-            .collect()
+        spans(&norm, &cands)
     }
 
     /// Masks every detection in `text`.
@@ -318,6 +311,18 @@ impl Redactor {
         }
         outs
     }
+}
+
+/// The detections `cands` (offsets into `norm.text`) as byte offsets into the original text.
+fn spans(norm: &normalize::Normalized<'_>, cands: &[Cand]) -> Vec<Span> {
+    cands
+        .iter()
+        .map(|c| Span {
+            family: c.family,
+            start: norm.start(c.start),
+            end: norm.end(c.end),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 
-use super::{Modes, Redactor, Span};
+use super::{spans, Modes, Redactor};
 
 /// Left context kept from emitted text.
 const CONTEXT: usize = 64;
@@ -153,14 +153,7 @@ impl StreamRedactor {
         text.push_str(&self.context);
         text.push_str(&self.pending);
         let (norm, cands) = self.redactor.detect(&text);
-        let spans: Vec<Span> = cands
-            .iter()
-            .map(|c| Span {
-                family: c.family,
-                start: norm.start(c.start),
-                end: norm.end(c.end),
-            })
-            .collect();
+        let spans = spans(&norm, &cands);
         // A detection reaching past the cut is held back whole.
         for sp in &spans {
             if sp.start >= ctx && sp.start < ctx + cut && sp.end > ctx + cut {
