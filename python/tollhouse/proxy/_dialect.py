@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from tollhouse.errors import InvalidRequest, TollhouseError, UpstreamHTTPError
+from tollhouse.errors import TollhouseError, UpstreamHTTPError
 from tollhouse.gateway import Gateway
 from tollhouse.providers import Reply
 from tollhouse.providers._chat_shape import GATEWAY_FIELDS, chat_usage
@@ -77,12 +77,8 @@ async def serve(
         ex.key = authenticate(gw, headers)
         ex.stage("auth")
         raw = await read_body(receive, headers, gw.max_body_bytes)
-        client = pipeline.parse_json(raw)
-        model = client.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequest("model: required, a non-empty string")
-        ex.body = client
-        ex.route = pipeline.resolve(gw, ex.key, model)
+        client = ex.body = pipeline.parse_model_body(raw)
+        ex.route = pipeline.resolve(gw, ex.key, client["model"])
         ex.stage("parse")
         await security.inbound(gw, ex, headers, raw)
         ex.stage("security")

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from tollhouse import native
-from tollhouse.errors import InvalidRequest, TollhouseError
+from tollhouse.errors import TollhouseError
 from tollhouse.gateway import Gateway
 from tollhouse.providers._anthropic_format import (
     STOP_TO_CHAT,
@@ -144,11 +144,8 @@ async def count_tokens(
     headers: list[asgi.Header] = scope["headers"]
     try:
         key = authenticate(gw, headers)
-        client = pipeline.parse_json(await read_body(receive, headers, gw.max_body_bytes))
-        model = client.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequest("model: required, a non-empty string")
-        route = pipeline.resolve(gw, key, model)
+        client = pipeline.parse_model_body(await read_body(receive, headers, gw.max_body_bytes))
+        route = pipeline.resolve(gw, key, client["model"])
         chat = messages_to_chat({**client, "stream": False}, drop_unsupported=True)
         tools = chat.get("tools")
         count = native.count_messages_tokens(route.upstream_model, chat["messages"], tools)

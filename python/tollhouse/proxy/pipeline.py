@@ -161,6 +161,14 @@ def _model_field(body: dict[str, Any]) -> str:
     return model
 
 
+def parse_model_body(raw: bytes) -> dict[str, Any]:
+    """A body of any client format (Anthropic Messages, Responses): a JSON object with
+    a non-empty string ``model``."""
+    body = parse_json(raw)
+    _model_field(body)
+    return body
+
+
 def parse_chat(raw: bytes) -> dict[str, Any]:
     """A chat request body, checked for the fields the gateway relies on."""
     body = parse_json(raw)
