@@ -10,12 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.support.gateway import acreate_key, asgi_request
+from tests.support.gateway import acreate_key, asgi_request, running_app
 from tests.support.receiver import Receiver
 from tests.support.redis import RedisServer
 
-from tollhouse.app import App, build_app
-from tollhouse.config import parse_config
+from tollhouse.app import App
 from tollhouse.events.signing import verify
 from tollhouse.guard import guardrails
 from tollhouse.guard.budgets import Budget
@@ -40,12 +39,6 @@ def config(tmp: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def start(cfg: dict[str, Any]) -> App:
-    app = build_app(parse_config(cfg))
-    await app.gw.start()
-    return app
-
-
 async def new_key(app: App, **kw: Any) -> tuple[str, KeyRecord]:
     raw, record = await acreate_key(app.gw.config.store, "t", **kw)
     await app.gw.keys.refresh(force=True)
@@ -68,11 +61,8 @@ async def chat(
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[App]:
-    a = await start(config(tmp_path, limits={"max_wait_seconds": 0}))
-    try:
+    async with running_app(config(tmp_path, limits={"max_wait_seconds": 0})) as a:
         yield a
-    finally:
-        await a.gw.stop()
 
 
 async def key_level(app: App, record: KeyRecord) -> tuple[int, int]:
@@ -204,8 +194,7 @@ async def readyz(app: App) -> dict[str, Any]:
 
 
 async def test_fail_closed_and_recovery(tmp_path: Path, redis_server: RedisServer) -> None:
-    app = await start(config(tmp_path, counters=redis_server.url, fail_mode="closed"))
-    try:
+    async with running_app(config(tmp_path, counters=redis_server.url, fail_mode="closed")) as app:
         raw, _ = await new_key(app, limit_micros=5_000_000)
         free, _ = await new_key(app)
         assert (await chat(app, raw))[0] == 200
@@ -228,39 +217,31 @@ async def test_fail_closed_and_recovery(tmp_path: Path, redis_server: RedisServe
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
         assert (await chat(app, raw))[0] == 200
-    finally:
-        await app.gw.stop()
 
 
 async def test_fail_open_admits_and_says_so(tmp_path: Path, redis_server: RedisServer) -> None:
-    app = await start(config(tmp_path, counters=redis_server.url, fail_mode="open"))
-    try:
+    async with running_app(config(tmp_path, counters=redis_server.url, fail_mode="open")) as app:
         raw, _ = await new_key(app, rpm=1)
         redis_server.stop()
         assert (await chat(app, raw))[0] == 200  # admitted by the local limiter
         assert (await chat(app, raw))[0] == 429  # which still enforces, per process
         assert (await readyz(app))["counters"]["mode"] == "fail_open"
         assert app.gw.limits.stats["fail_open"] == 2
-    finally:
-        await app.gw.stop()
 
 
 async def test_restart_with_memory_counters_remembers_spend(tmp_path: Path) -> None:
     cfg = config(tmp_path, limits={"max_wait_seconds": 0})
-    app = await start(cfg)
-    raw, record = await new_key(app, limit_micros=60_000)
-    status, headers, _ = await chat(app, raw, max_tokens=10)
-    assert status == 200
-    spent = round(float(headers["x-gate-cost"]) * 1_000_000)
-    await app.gw.stop()  # flushes the spend row
-    app = await start(cfg)
-    try:
+    async with running_app(cfg) as app:
+        raw, record = await new_key(app, limit_micros=60_000)
+        status, headers, _ = await chat(app, raw, max_tokens=10)
+        assert status == 200
+        spent = round(float(headers["x-gate-cost"]) * 1_000_000)
+    # stopped: the spend row is flushed
+    async with running_app(cfg) as app:
         assert await key_level(app, record) == (spent, 0)
         # What is left no longer fits a worst case that fitted before the restart.
         status, _, body = await chat(app, raw, max_tokens=50)
         assert (status, body["error"]["code"]) == (429, "budget_exceeded")
-    finally:
-        await app.gw.stop()
 
 
 async def test_anthropic_messages_and_responses_are_budgeted(app: App) -> None:
@@ -304,8 +285,9 @@ async def test_budget_alerts_are_delivered_signed_once(tmp_path: Path) -> None:
             "endpoints": [{"url": rx.url, "secret": "whsec_" + "k" * 32}],
             "allow_private": ["127.0.0.1"],
         }
-        app = await start(config(tmp_path, webhooks=webhooks, limits={"max_wait_seconds": 0}))
-        try:
+        async with running_app(
+            config(tmp_path, webhooks=webhooks, limits={"max_wait_seconds": 0})
+        ) as app:
             raw, record = await new_key(app, limit_micros=40_000, limit_reset="daily")
             statuses = [(await chat(app, raw, max_tokens=5))[0] for _ in range(6)]
             assert statuses[:2] == [200, 200] and 429 in statuses
@@ -320,40 +302,31 @@ async def test_budget_alerts_are_delivered_signed_once(tmp_path: Path) -> None:
             for r in got:
                 assert r.headers["webhook-id"].startswith("evt_")
                 verify("whsec_" + "k" * 32, r.headers, r.body)
-        finally:
-            await app.gw.stop()
 
 
 async def test_restart_remembers_team_spend(tmp_path: Path) -> None:
     limits = {"max_wait_seconds": 0, "teams": {"ds": {"budget_usd": 0.05, "period": "monthly"}}}
     cfg = config(tmp_path, limits=limits)
-    app = await start(cfg)
-    raw, _ = await new_key(app, team="ds")
-    status, headers, _ = await chat(app, raw, max_tokens=10)
-    assert status == 200
-    await app.gw.stop()
-    app = await start(cfg)
-    try:
+    async with running_app(cfg) as app:
+        raw, _ = await new_key(app, team="ds")
+        status, headers, _ = await chat(app, raw, max_tokens=10)
+        assert status == 200
+    async with running_app(cfg) as app:
         status, _, body = await chat(app, raw, max_tokens=35)  # fits only a fresh budget
         assert (status, body["error"]["code"]) == (429, "budget_exceeded")
         assert "team:ds" in body["error"]["message"]
-    finally:
-        await app.gw.stop()
 
 
 async def test_worst_case_covers_fallback_models(tmp_path: Path) -> None:
     cfg = config(tmp_path, limits={"max_wait_seconds": 0})
     cfg["models"]["mock-1"]["fallbacks"] = ["mock-big"]
-    app = await start(cfg)
-    try:
+    async with running_app(cfg) as app:
         # mock-big costs 5x: its worst case ($0.005/token x (8 + 10)) is what is reserved.
         raw, _ = await new_key(app, limit_micros=80_000)
         status, _, body = await chat(app, raw, max_tokens=10)
         assert (status, body["error"]["code"]) == (429, "budget_exceeded")
         raw2, _ = await new_key(app, limit_micros=95_000)
         assert (await chat(app, raw2, max_tokens=10))[0] == 200
-    finally:
-        await app.gw.stop()
 
 
 async def test_body_fallbacks_priced_and_filtered_by_guardrails(app: App) -> None:
