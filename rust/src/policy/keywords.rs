@@ -110,17 +110,18 @@ fn automaton(patterns: &[&str], case_insensitive: bool) -> Result<AhoCorasick, C
         .match_kind(AcMatchKind::Standard)
         .ascii_case_insensitive(case_insensitive);
     if bytes <= DFA_PATTERN_BYTES {
-        builder.kind(Some(AhoCorasickKind::DFA));
+        // A DFA too large for the automaton's own limits falls back to the NFA below.
+        let dfa = builder
+            .clone()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(patterns);
+        if let Ok(ac) = dfa {
+            return Ok(ac);
+        }
     }
-    match builder.build(patterns) {
-        Ok(ac) => Ok(ac),
-        // A DFA too large for the automaton's own limits: fall back to the NFA.
-        Err(_) => AhoCorasick::builder()
-            .match_kind(AcMatchKind::Standard)
-            .ascii_case_insensitive(case_insensitive)
-            .build(patterns)
-            .map_err(|e| CoreError::config("policy keywords", e.to_string())),
-    }
+    builder
+        .build(patterns)
+        .map_err(|e| CoreError::config("policy keywords", e.to_string()))
 }
 
 fn is_word_char(c: char) -> bool {
