@@ -242,10 +242,9 @@ impl PolicyMatcher {
     /// to fire in the order keyword, regex, model, size.
     pub fn check(&self, text: &str, model: Option<&str>, tokens: Option<u64>) -> Vec<Hit> {
         let mut found: Vec<Option<(MatchKind, String)>> = vec![None; self.rules.len()];
+        let keyword = |o: &Owner| self.rules[o.rule as usize].keywords[o.keyword as usize].clone();
         for set in [&self.insensitive, &self.sensitive].into_iter().flatten() {
-            set.scan(text, &mut found, |o: &Owner| {
-                self.rules[o.rule as usize].keywords[o.keyword as usize].clone()
-            });
+            set.scan(text, &mut found, keyword);
         }
         if let Some(set) = &self.lowered {
             // Lower-casing the text costs an allocation: only when a rule is still open.
@@ -255,9 +254,7 @@ impl PolicyMatcher {
                 } else {
                     text.to_lowercase()
                 };
-                set.scan(&lower, &mut found, |o: &Owner| {
-                    self.rules[o.rule as usize].keywords[o.keyword as usize].clone()
-                });
+                set.scan(&lower, &mut found, keyword);
             }
         }
         for user in &self.regexes {
