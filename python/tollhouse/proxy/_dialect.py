@@ -20,11 +20,12 @@ from tollhouse.gateway import Gateway
 from tollhouse.providers import Reply
 from tollhouse.providers._chat_shape import GATEWAY_FIELDS, chat_usage
 from tollhouse.providers._sse import SSEParser, encode_event
-from tollhouse.proxy import asgi, budget, pipeline, security
-from tollhouse.proxy._body import ClientGone, read_body
+from tollhouse.proxy import asgi, budget, pipeline
+from tollhouse.proxy._body import ClientGone
 from tollhouse.proxy.pipeline import Exchange, Route, Usage
 from tollhouse.proxy.routes import (
     DisconnectWatch,
+    admitted,
     ended,
     finish,
     reply_data,
@@ -33,6 +34,7 @@ from tollhouse.proxy.routes import (
 )
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
+from tollhouse.store.base import KeyRecord
 
 Event = tuple[str, dict[str, Any]]
 T = TypeVar("T")
@@ -59,7 +61,7 @@ class Dialect:
     native: Callable[[Gateway, Exchange, dict[str, Any], asgi.Send], Awaitable[bool]] | None = None
 
 
-def authenticate(gw: Gateway, headers: list[asgi.Header]) -> Any:
+def authenticate(gw: Gateway, headers: list[asgi.Header]) -> KeyRecord:
     """The virtual key from ``x-api-key`` (Anthropic SDKs) or ``Authorization: Bearer``."""
     key = asgi.header(headers, b"x-api-key")
     if key is not None:
@@ -74,16 +76,8 @@ async def serve(
     headers: list[asgi.Header] = scope["headers"]
     watch: DisconnectWatch | None = None
     try:
-        ex.key = authenticate(gw, headers)
-        ex.stage("auth")
-        raw = await read_body(receive, headers, gw.max_body_bytes)
-        client = ex.body = pipeline.parse_model_body(raw)
-        ex.route = pipeline.resolve(gw, ex.key, client["model"])
-        ex.stage("parse")
-        await security.inbound(gw, ex, headers, raw)
-        ex.stage("security")
-        await budget.admit(gw, ex, headers)
-        ex.stage("limits")
+        key = authenticate(gw, headers)
+        client, _ = await admitted(gw, ex, key, headers, receive, pipeline.parse_model_body)
         watch = DisconnectWatch(receive)
         if dialect.native is not None and await dialect.native(gw, ex, client, send):
             return

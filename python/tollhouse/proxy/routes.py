@@ -27,6 +27,7 @@ from tollhouse.proxy.pipeline import Exchange, Route, Usage
 from tollhouse.proxy.stream import SSERelay
 from tollhouse.routing import attempts
 from tollhouse.routing.registry import Target
+from tollhouse.store.base import KeyRecord
 
 log = logging.getLogger("tollhouse.proxy")
 CLIENT_CLOSED = 499
@@ -159,6 +160,32 @@ def settle_completion(gw: Gateway, ex: Exchange, data: dict[str, Any]) -> Usage:
     return usage
 
 
+async def admitted(
+    gw: Gateway,
+    ex: Exchange,
+    key: KeyRecord,
+    headers: list[asgi.Header],
+    receive: asgi.Receive,
+    parse: Callable[[bytes], dict[str, Any]],
+    *,
+    output: bool = True,
+) -> tuple[dict[str, Any], bytes | None]:
+    """The stages before routing, for every format: the authenticated ``key``, the body
+    read and parsed (it names the model), resolve, security, limits.  Returns the body
+    and the bytes to send upstream (None once security changed the body)."""
+    ex.key = key
+    ex.stage("auth")
+    raw = await read_body(receive, headers, gw.max_body_bytes)
+    body = ex.body = parse(raw)
+    ex.route = pipeline.resolve(gw, key, body["model"])
+    ex.stage("parse")
+    sent = await security.inbound(gw, ex, headers, raw)
+    ex.stage("security")
+    await budget.admit(gw, ex, headers, output=output)
+    ex.stage("limits")
+    return body, sent
+
+
 # (gw, ex, planned targets, parsed body, body bytes to send or None, send)
 Answer = Callable[
     [Gateway, Exchange, list[Target], dict[str, Any], bytes | None, asgi.Send], Awaitable[None]
@@ -183,16 +210,8 @@ async def _serve(
     headers: list[asgi.Header] = scope["headers"]
     watch: DisconnectWatch | None = None
     try:
-        ex.key = pipeline.authenticate(gw, headers)
-        ex.stage("auth")
-        raw = await read_body(receive, headers, gw.max_body_bytes)
-        body = ex.body = parse(raw)
-        ex.route = pipeline.resolve(gw, ex.key, body["model"])
-        ex.stage("parse")
-        sent = await security.inbound(gw, ex, headers, raw)
-        ex.stage("security")
-        await budget.admit(gw, ex, headers, output=output)
-        ex.stage("limits")
+        key = pipeline.authenticate(gw, headers)
+        body, sent = await admitted(gw, ex, key, headers, receive, parse, output=output)
         targets = budget.allowed_targets(ex, attempts.plan(gw, ex, body))
         watch = DisconnectWatch(receive)
         ex.stage("route")
