@@ -41,6 +41,7 @@ from tollhouse.store.base import KeyRecord
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+log = logging.getLogger("tollhouse.guard")
 RISKS: Final = ("low", "medium", "high", "critical")
 BLOCKING_RISKS: Final = frozenset({"high", "critical"})
 FLAG_RISKS: Final = frozenset({"medium", "high", "critical"})
@@ -230,9 +231,7 @@ class Auditor:
         try:
             await self._redis.set(REDIS_PREFIX + audit_id, body, ex=VERDICT_TTL_S)
         except (RedisError, OSError) as exc:  # other replicas will not find it; this one will
-            logging.getLogger("tollhouse.guard").warning(
-                "audit %s not shared through Redis: %s", audit_id, exc
-            )
+            log.warning("audit %s not shared through Redis: %s", audit_id, exc)
 
     def open(self, request_id: str, key: KeyRecord | None, mode: str) -> Verdict:
         v = Verdict(
@@ -267,7 +266,7 @@ class Auditor:
             verdict.risk, verdict.reason = parse_risk(text)
             verdict.status = "done" if verdict.risk is not None else "error"
         except Exception as exc:  # the audited answer is never failed by its audit
-            logging.getLogger("tollhouse.guard").warning("audit %s failed: %s", verdict.id, exc)
+            log.warning("audit %s failed: %s", verdict.id, exc)
             verdict.status = "error"
         self._save(verdict)
         return verdict
