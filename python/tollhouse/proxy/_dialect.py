@@ -159,8 +159,7 @@ async def _stream(
     async def open_(route: Route, target: Target) -> AsyncIterator[bytes]:
         call = attempts.make_call(chat, None, target)
         call.set("stream_options", {"include_usage": True})
-        first, rest = await attempts.open_stream(route, call)
-        return attempts.prepend(first, rest, lambda e: gw.router.record_failure(target, str(e)))
+        return await attempts.open_stream(gw, route, target, call)
 
     chunks = await attempts.run(gw, ex, targets, open_)
     conv = dialect.stream(ex, client)

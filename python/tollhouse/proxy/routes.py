@@ -274,8 +274,7 @@ async def _stream(
         call = attempts.make_call(body, raw, target)
         if not client_usage:
             call.set("stream_options", {**(options or {}), "include_usage": True})
-        first, rest = await attempts.open_stream(route, call)
-        return attempts.prepend(first, rest, lambda exc: gw.router.record_failure(target, str(exc)))
+        return await attempts.open_stream(gw, route, target, call)
 
     chunks = await attempts.run(gw, ex, targets, open_)
     ex.stage("upstream")  # the upstream's first byte

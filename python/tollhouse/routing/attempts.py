@@ -112,8 +112,12 @@ async def run(
     raise last
 
 
-async def open_stream(route: Route, call: Call) -> tuple[bytes, AsyncIterator[bytes]]:
-    """Open an upstream stream and read its first chunk (a try ends at the first byte)."""
+async def open_stream(
+    gw: Gateway, route: Route, target: Target, call: Call
+) -> AsyncIterator[bytes]:
+    """Open an upstream stream and read its first chunk (a try ends at the first byte).
+    The stream comes back whole; a failure after that first byte goes to the
+    deployment's breaker (``record_failure``) and on to the caller."""
     chunks = await route.provider.chat_stream(call)
     try:
         first = await chunks.__anext__()
@@ -125,7 +129,7 @@ async def open_stream(route: Route, call: Call) -> tuple[bytes, AsyncIterator[by
     except BaseException:
         await aclose(chunks)
         raise
-    return first, chunks
+    return prepend(first, chunks, lambda exc: gw.router.record_failure(target, str(exc)))
 
 
 async def aclose(chunks: AsyncIterator[bytes]) -> None:
